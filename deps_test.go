@@ -12,8 +12,9 @@ import (
 const module = "github.com/provkit/provkit"
 
 // allowed is the import table of shared/ARCHITECTURE.md: which provkit packages each
-// top-level package may import (directly or not). examples/ may import everything;
-// internal/ packages are test and build helpers and are checked separately.
+// top-level package may import (directly or not). examples/ and bench/ (binaries and
+// benchmark drivers) may import everything; internal/ packages are test and build helpers
+// and are checked separately.
 var allowed = map[string][]string{
 	"cluster": {},
 	"dhcp":    {},
@@ -52,9 +53,9 @@ func TestImportTable(t *testing.T) {
 			d := strings.TrimPrefix(dep, module+"/")
 			dtop, _, _ := strings.Cut(d, "/")
 			switch {
-			case dtop == "examples":
-				t.Errorf("%s imports %s: nothing may import examples/", pkg, d)
-			case top == "examples" || top == dtop:
+			case dtop == "examples" || dtop == "bench":
+				t.Errorf("%s imports %s: nothing may import examples/ or bench/", pkg, d)
+			case top == "examples" || top == "bench" || top == dtop:
 			case top == "internal":
 				if _, ok := allowed[dtop]; ok {
 					t.Errorf("%s imports %s: internal helpers must not import top-level packages", pkg, d)
