@@ -6,6 +6,6 @@ import "net"
 
 type gsoConn struct{}
 
-func newGSOConn(net.Conn) *gsoConn          { return nil }
-func (g *gsoConn) init(seg, ws int) bool    { return false }
-func (g *gsoConn) write(b []byte) error     { return nil }
+func newGSOConn(net.Conn) *gsoConn       { return nil }
+func (g *gsoConn) init(seg, ws int) bool { return false }
+func (g *gsoConn) write(b []byte) error  { return nil }

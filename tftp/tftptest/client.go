@@ -45,7 +45,9 @@ type ServerError struct {
 	Message string
 }
 
-func (e *ServerError) Error() string { return fmt.Sprintf("tftp server error %d: %s", e.Code, e.Message) }
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("tftp server error %d: %s", e.Code, e.Message)
+}
 
 // Get fetches name from server into w.
 func Get(ctx context.Context, server netip.AddrPort, name string, w io.Writer, o Options) (Result, error) {
@@ -91,8 +93,8 @@ func Get(ctx context.Context, server netip.AddrPort, name string, w io.Writer, o
 
 	buf := make([]byte, 65536)
 	var (
-		tid      netip.AddrPort // server transfer address, once known
-		next     uint64 = 1     // next block expected
+		tid      netip.AddrPort     // server transfer address, once known
+		next     uint64         = 1 // next block expected
 		sinceAck int
 		gapAcked bool
 		tries    int
