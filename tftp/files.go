@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -72,7 +73,8 @@ func (d *Dir) Open(_ context.Context, _ netip.Addr, name string) (File, error) {
 	if d.root == nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
-	f, err := d.root.Open(name)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+	f, err := d.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, mapOpenError(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pin/tftp/v3/netascii"
@@ -144,7 +145,7 @@ func (s *sender) run(ctx context.Context, oack []Option) error {
 				s.sendError(CodeUndefined, "read error")
 				return fmt.Errorf("read block %d: %w", s.base+uint64(s.n), err)
 			}
-			if err := s.sendWindow(); err != nil {
+			if err := s.sendWindow(); err != nil && !refused(err) {
 				return fmt.Errorf("send block %d: %w", s.base, err)
 			}
 			if err := s.setDeadline(time.Now().Add(s.timeout)); err != nil {
@@ -159,6 +160,9 @@ func (s *sender) run(ctx context.Context, oack []Option) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return s.cancelled(ctx)
+			}
+			if refused(err) {
+				continue
 			}
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
@@ -213,7 +217,7 @@ func (s *sender) handshake(ctx context.Context, oack []byte) error {
 		if tries > 0 {
 			s.resent++
 		}
-		if _, err := s.conn.Write(oack); err != nil {
+		if _, err := s.conn.Write(oack); err != nil && !refused(err) {
 			return fmt.Errorf("send OACK: %w", err)
 		}
 		if err := s.setDeadline(time.Now().Add(s.timeout)); err != nil {
@@ -227,6 +231,9 @@ func (s *sender) handshake(ctx context.Context, oack []byte) error {
 			if err != nil {
 				if ctx.Err() != nil {
 					return s.cancelled(ctx)
+				}
+				if refused(err) {
+					continue
 				}
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
@@ -248,6 +255,12 @@ func (s *sender) handshake(ctx context.Context, oack []byte) error {
 		}
 	}
 }
+
+// refused reports the error a connected UDP socket returns once after an ICMP port
+// unreachable: a packet sent after the client closed (say, a window sent again while the
+// final ACK was on its way). The socket's queued packets (that ACK) are still there, so
+// the transfer reads on; a client that is really gone ends in a timeout.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 func (s *sender) setDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
 
@@ -302,8 +315,8 @@ func (s *sender) sendWindow() error {
 	l := s.windowLen()
 	if s.gso != nil {
 		err := s.gso.write(s.buf[:l])
-		if err == nil {
-			return nil
+		if err == nil || refused(err) {
+			return err
 		}
 		s.gso = nil // the path does not take GSO: fall back to one write per packet
 	}
