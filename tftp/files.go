@@ -98,7 +98,7 @@ func mapOpenError(err error) error {
 	return err
 }
 
-func checkRegular(f File, name string) error {
+func checkRegular(f interface{ Stat() (fs.FileInfo, error) }, name string) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("tftp: stat %s: %w", name, err)
@@ -118,14 +118,14 @@ func FS(fsys fs.FS) Files {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkRegular(f, name); err != nil {
+			f.Close()
+			return nil, err
+		}
 		rs, ok := f.(File)
 		if !ok {
 			f.Close()
 			return nil, fmt.Errorf("tftp: %s: file of %T cannot seek", name, f)
-		}
-		if err := checkRegular(rs, name); err != nil {
-			f.Close()
-			return nil, err
 		}
 		return rs, nil
 	})
