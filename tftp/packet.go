@@ -177,30 +177,6 @@ func appendError(b []byte, code ErrorCode, msg string) []byte {
 	return append(append(b, msg...), 0)
 }
 
-// parseOACK parses an OACK packet (for the test client).
-func parseOACK(p []byte) ([]Option, error) {
-	if len(p) < 2 || binary.BigEndian.Uint16(p) != opOACK {
-		return nil, fmt.Errorf("tftp: not an OACK: %w", ErrMalformed)
-	}
-	var opts []Option
-	rest := p[2:]
-	for len(rest) > 0 && !allZero(rest) {
-		i := indexZero(rest)
-		if i < 0 {
-			return nil, fmt.Errorf("tftp: OACK option not terminated: %w", ErrMalformed)
-		}
-		name := strings.ToLower(string(rest[:i]))
-		rest = rest[i+1:]
-		j := indexZero(rest)
-		if j < 0 {
-			return nil, fmt.Errorf("tftp: OACK option %s without value: %w", name, ErrMalformed)
-		}
-		opts = append(opts, Option{name, string(rest[:j])})
-		rest = rest[j+1:]
-	}
-	return opts, nil
-}
-
 // A PacketError is an ERROR packet received from the peer.
 type PacketError struct {
 	Code    ErrorCode

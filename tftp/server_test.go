@@ -314,33 +314,6 @@ func TestServeErrors(t *testing.T) {
 	}
 }
 
-// rawRequest sends one request packet and returns the first answer.
-func rawRequest(t *testing.T, addr netip.AddrPort, p []byte) []byte {
-	t.Helper()
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	pc := c
-	if _, err := pc.Write(p); err != nil {
-		t.Fatal(err)
-	}
-	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 1024)
-	// Answers come from another port: read with a separate unconnected socket.
-	return readAny(t, c, buf)
-}
-
-func readAny(t *testing.T, c *net.UDPConn, buf []byte) []byte {
-	t.Helper()
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf[:n]
-}
-
 func TestServeRefusesWrites(t *testing.T) {
 	root, _ := bootRoot(t)
 	addr, rec := serve(t, &tftp.Server{Files: openDir(t, root)})
@@ -486,3 +459,4 @@ func TestServeListenError(t *testing.T) {
 	}
 }
 
+func tftpOpts() tftptest.Options { return tftptest.Options{BlockSize: 1468} }
