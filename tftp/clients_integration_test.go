@@ -18,6 +18,7 @@ import (
 	"github.com/provkit/provkit/internal/netns"
 	"github.com/provkit/provkit/internal/testenv"
 	"github.com/provkit/provkit/tftp"
+	"github.com/provkit/provkit/tftp/tftptest"
 )
 
 func run(t *testing.T, cmd *exec.Cmd) ([]byte, error) {
@@ -107,7 +108,7 @@ func TestRealClients(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := get(t, addr, "small", tftpOpts()); err != nil {
+	if _, _, err := get(t, addr, "small", tftptest.Options{BlockSize: 1468}); err != nil {
 		t.Errorf("server broken after the corpus: %v", err)
 	}
 }

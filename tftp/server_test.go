@@ -458,5 +458,3 @@ func TestServeListenError(t *testing.T) {
 		t.Error("Serve on a bad address returned nil")
 	}
 }
-
-func tftpOpts() tftptest.Options { return tftptest.Options{BlockSize: 1468} }
