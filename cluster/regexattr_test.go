@@ -100,6 +100,20 @@ var rxCases = []struct {
 	{"skip empty element", `|\D+(\d+)|(skip($1, "1,,3"))|`, "node05", "2"},
 	{"skip inside a skipped range", `|\D+(\d+)|(skip($1,"3:2"))|`, "node4", "-1"},
 	{"unknown function", `|\D+(\d+)|(nosuch($1))|`, "node5", ""},
+	{"skip returns its argument", `|\D+(\d+)|(skip(("ab"),"3:2,6")).(10)|`, "node99999", "ab.10"},
+	{"skip in floating point", `|\D+(\d+)|(skip(7.5,"3:2"))|`, "node1", "5.5"},
+	{"dim2idx in floating point", `|\D+(\d+)|(dim2idx(3.5,10,2))|`, "node1", "27"},
+	{"list flattening in arguments", `|\D+(\d+)|(ipadd(10,(7,10),0,0,$1,1,1))|`, "node0", "10.7.10.0"},
+	// Perl's number syntax.
+	{"trailing dot is a number", `|\D+(\d+)|(14.-1)|`, "node5", "13"},
+	{"number then variable", `|\D+(\d+)|(10.$1)|`, "node0", ""},
+	{"leading dot", `|\D+(\d+)|(.5*4)|`, "node5", "0"},
+	{"leading dot alone", `|\D+(\d+)|(.5)|`, "node5", "0.5"},
+	{"v-string", `|\D+(\d+)|(65.66.67)|`, "node5", "ABC"},
+	{"range operator unsupported", `|\D+(\d+)|(1..5)|`, "node5", ""},
+	// Barewords: the unmatched part of the name enters the expression.
+	{"bareword minus", `|\d+|-x((100))|`, "node-12", "node--x-100"},
+	{"bareword call", `|(\d+)|($1+1)|`, "node5", "node"},
 	// Not regex forms.
 	{"plain value", `10.0.0.1`, "node1", "10.0.0.1"},
 	{"two slashes is plain", `/a/`, "node1", "/a/"},
