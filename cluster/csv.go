@@ -1,0 +1,267 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// tabdump / tabrestore CSV, as xCAT's tabutils.pm writes and reads it.
+//
+// The header is "#" and the column names joined by ",". Each row is one line: a non-empty
+// value is written between double quotes with every " doubled, an empty (unset) value is
+// written as nothing, and the fields are joined by ",". Values may hold commas, quotes and
+// newlines; a newline makes the record span lines.
+//
+// Reading follows tabrestore: the first line must start with "#"; quotes are removed from
+// it, then the "#" and trailing white space, and it is split on ","; a field is empty (at a
+// "," or the end of the line), unquoted (up to the next ",", without any ") or quoted (up
+// to a " followed by "," or the end of the line, "" standing for "); a quoted value
+// continues on the next line when its closing quote is not on this one; trailing white
+// space of a line is ignored; a line may have fewer fields than the header (the rest are
+// empty) and one extra empty field, but not more.
+//
+// One difference from xCAT, so that writing and reading give back the same values: inside
+// a quoted value that spans lines, xCAT strips the trailing white space of every line
+// (losing spaces before a line break and blank lines within the value); here the value's
+// text is kept exactly. Line numbers in errors count the lines of the file from 1, the
+// header being line 1 (xCAT counts data lines from 0).
+
+// The errors of reading CSV, each wrapped in a *CSVError with the line number.
+var (
+	//lint:ignore ST1005 the exact text of xCAT's tabrestore
+	ErrCSVHeader         = errors.New("Data missing header line starting with #")
+	ErrCSVMissingQuote   = errors.New(`CSV missing opening "`)
+	ErrCSVUnescapedQuote = errors.New(`CSV unescaped "`)
+	ErrCSVUnmatchedQuote = errors.New(`CSV unmatched "`)
+	//lint:ignore ST1005 the exact text of xCAT's tabrestore
+	ErrCSVTooManyFields = errors.New("Too many fields")
+	ErrCSVRecordTooLong = errors.New("CSV record too long")
+)
+
+// csvMaxRecord bounds the memory one record may take.
+const csvMaxRecord = 64 << 20
+
+// CSVError is a CSV parse error at a line of the input.
+type CSVError struct {
+	Line int // 1-based line of the file; the header is line 1
+	Err  error
+}
+
+func (e *CSVError) Error() string { return fmt.Sprintf("%v on line %d", e.Err, e.Line) }
+
+func (e *CSVError) Unwrap() error { return e.Err }
+
+// CSVWriter writes tabdump CSV. Each Write makes one Write call on the underlying writer;
+// wrap it in a bufio.Writer when writing many rows.
+type CSVWriter struct {
+	w     io.Writer
+	ncols int
+	buf   []byte
+}
+
+// NewCSVWriter writes the header line for columns and returns a writer for the rows.
+// Column names must be non-empty and may not contain ",", quotes or line breaks.
+func NewCSVWriter(w io.Writer, columns []string) (*CSVWriter, error) {
+	if len(columns) == 0 {
+		return nil, errors.New("csv: no columns")
+	}
+	for _, c := range columns {
+		if c == "" || strings.ContainsAny(c, ",\"\r\n") {
+			return nil, fmt.Errorf("csv: column name %q cannot be written in a header", c)
+		}
+	}
+	cw := &CSVWriter{w: w, ncols: len(columns)}
+	cw.buf = append(cw.buf[:0], '#')
+	cw.buf = append(cw.buf, strings.Join(columns, ",")...)
+	cw.buf = append(cw.buf, '\n')
+	if _, err := w.Write(cw.buf); err != nil {
+		return nil, fmt.Errorf("csv: header: %w", err)
+	}
+	return cw, nil
+}
+
+// Write writes one row, its values in the header's column order; "" is unset.
+func (w *CSVWriter) Write(row []string) error {
+	if len(row) != w.ncols {
+		return fmt.Errorf("csv: row has %d fields, header has %d", len(row), w.ncols)
+	}
+	b := w.buf[:0]
+	for i, v := range row {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if v == "" {
+			continue
+		}
+		b = append(b, '"')
+		for {
+			j := strings.IndexByte(v, '"')
+			if j < 0 {
+				b = append(b, v...)
+				break
+			}
+			b = append(b, v[:j+1]...)
+			b = append(b, '"')
+			v = v[j+1:]
+		}
+		b = append(b, '"')
+	}
+	b = append(b, '\n')
+	w.buf = b
+	_, err := w.w.Write(b)
+	return err
+}
+
+// CSVReader reads tabrestore CSV, one record at a time.
+type CSVReader struct {
+	r      *bufio.Reader
+	header []string
+	line   int // lines read so far
+	eof    bool
+}
+
+// NewCSVReader reads the header line.
+func NewCSVReader(r io.Reader) (*CSVReader, error) {
+	cr := &CSVReader{r: bufio.NewReaderSize(r, 64<<10)}
+	line, err := cr.readLine()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if !bytes.HasPrefix(line, []byte("#")) {
+		return nil, &CSVError{Line: 1, Err: ErrCSVHeader}
+	}
+	h := strings.ReplaceAll(string(line), `"`, "")
+	h = strings.TrimPrefix(h, "#")
+	h = strings.TrimRightFunc(h, rxIsSpace)
+	cr.header = rxPerlSplit(h, ',')
+	if len(cr.header) == 0 {
+		return nil, &CSVError{Line: 1, Err: errors.New("header line names no columns")}
+	}
+	return cr, nil
+}
+
+// Header returns the column names of the header line.
+func (r *CSVReader) Header() []string { return r.header }
+
+// readLine returns the next line without its "\n", and io.EOF after the last one.
+func (r *CSVReader) readLine() ([]byte, error) {
+	if r.eof {
+		return nil, io.EOF
+	}
+	var line []byte
+	for {
+		chunk, err := r.r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > csvMaxRecord {
+			return nil, &CSVError{Line: r.line + 1, Err: ErrCSVRecordTooLong}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("csv: line %d: %w", r.line+1, err)
+			}
+			r.eof = true
+			if len(line) == 0 {
+				return nil, io.EOF
+			}
+			r.line++
+			return line, nil
+		}
+		r.line++
+		return line[:len(line)-1], nil
+	}
+}
+
+// Read returns the next record, its fields aligned to Header(): missing trailing fields are
+// "". It returns io.EOF after the last record, and a *CSVError for a malformed one.
+func (r *CSVReader) Read() ([]string, error) {
+	line, err := r.readLine()
+	if err != nil {
+		return nil, err
+	}
+	row := make([]string, len(r.header))
+	text := line
+	end := csvTrimmedLen(text)
+	pos := 0
+	for col := range row {
+		switch {
+		case pos >= end:
+			// The line ended: this and the remaining fields are empty.
+		case text[pos] == ',':
+			pos++
+		case text[pos] != '"':
+			j := bytes.IndexByte(text[pos:end], ',')
+			field := text[pos:end]
+			if j >= 0 {
+				field = text[pos : pos+j]
+			}
+			if bytes.IndexByte(field, '"') >= 0 {
+				return nil, &CSVError{Line: r.line, Err: ErrCSVMissingQuote}
+			}
+			row[col] = string(field)
+			pos += len(field)
+			if pos < end {
+				pos++ // the comma
+			}
+		default:
+			var val []byte
+			pos++
+			for {
+				j := bytes.IndexByte(text[pos:], '"')
+				if j < 0 {
+					// The value goes on on the next line.
+					val = append(val, text[pos:]...)
+					val = append(val, '\n')
+					if len(val) > csvMaxRecord {
+						return nil, &CSVError{Line: r.line, Err: ErrCSVRecordTooLong}
+					}
+					next, err := r.readLine()
+					if errors.Is(err, io.EOF) {
+						return nil, &CSVError{Line: r.line, Err: ErrCSVUnmatchedQuote}
+					}
+					if err != nil {
+						return nil, err
+					}
+					text, pos = next, 0
+					end = csvTrimmedLen(text)
+					continue
+				}
+				val = append(val, text[pos:pos+j]...)
+				pos += j + 1
+				if pos < len(text) && text[pos] == '"' {
+					val = append(val, '"')
+					pos++
+					continue
+				}
+				if pos >= end {
+					break
+				}
+				if text[pos] != ',' {
+					return nil, &CSVError{Line: r.line, Err: ErrCSVUnescapedQuote}
+				}
+				pos++
+				break
+			}
+			row[col] = string(val)
+		}
+	}
+	if pos < end {
+		return nil, &CSVError{Line: r.line, Err: ErrCSVTooManyFields}
+	}
+	return row, nil
+}
+
+// csvTrimmedLen is the length of line without trailing white space (Perl's \s).
+func csvTrimmedLen(line []byte) int {
+	n := len(line)
+	for n > 0 && rxIsSpace(rune(line[n-1])) {
+		n--
+	}
+	return n
+}
