@@ -142,7 +142,7 @@ func (s *DB) View(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("cluster: begin: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only
+	defer tx.Rollback()
 	return fn(&sqlTx{tx: tx, ctx: ctx, d: s.dialect})
 }
 
@@ -154,7 +154,7 @@ func (s *DB) Update(ctx context.Context, fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("cluster: begin: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer tx.Rollback()
 	// Taking the generation row first serialises writers on PostgreSQL as well.
 	if _, err := tx.ExecContext(ctx, `UPDATE provkit_generation SET n = n + 1 WHERE id = 1`); err != nil {
 		return fmt.Errorf("cluster: begin: %w", err)
@@ -190,7 +190,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck
+	defer tx.Rollback()
 	if s.dialect.name == "postgres" {
 		// Two processes opening a fresh database at once must not race on CREATE TABLE.
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7368021)`); err != nil {
@@ -627,6 +627,40 @@ func (t *sqlTx) putBatch(tab *Table, cols []string, rows []Row) error {
 		return fmt.Errorf("cluster: write %s: %w", tab.Name, err)
 	}
 	return nil
+}
+
+// DeleteIn removes the rows of table whose column col is one of vals.
+func (t *sqlTx) DeleteIn(table, col string, vals []string) (int, error) {
+	tab, err := tableOf(table)
+	if err != nil {
+		return 0, err
+	}
+	if !tab.HasColumn(col) {
+		return 0, fmt.Errorf("no column %q in table %q: %w", col, table, ErrUnknownColumn)
+	}
+	total := 0
+	for len(vals) > 0 {
+		n := min(len(vals), 500)
+		var b strings.Builder
+		args := make([]any, n)
+		b.WriteString("DELETE FROM " + quote(tab.Name) + " WHERE " + quote(col) + " IN (")
+		for i, v := range vals[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			args[i] = v
+			b.WriteString(t.d.ph(i + 1))
+		}
+		b.WriteString(")")
+		res, err := t.tx.ExecContext(t.ctx, b.String(), args...)
+		if err != nil {
+			return 0, fmt.Errorf("cluster: delete from %s: %w", tab.Name, err)
+		}
+		m, _ := res.RowsAffected()
+		total += int(m)
+		vals = vals[n:]
+	}
+	return total, nil
 }
 
 // putIfAbsent inserts the rows whose key does not exist yet.

@@ -39,7 +39,9 @@ func testBackends(t *testing.T) []backend {
 }
 
 // freshPostgres creates a database of its own on the server of base and drops it after.
-func freshPostgres(t *testing.T, base string) string {
+func freshPostgres(t *testing.T, base string) string { return freshPostgresTB(t, base) }
+
+func freshPostgresTB(t testing.TB, base string) string {
 	t.Helper()
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
