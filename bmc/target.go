@@ -11,8 +11,8 @@ import (
 	"strings"
 )
 
-// Secret is a password. It prints as <redacted> with every fmt verb and in slog, so a
-// Target or a Result can be logged whole; string(s) is the only way to the value.
+// Secret is a password. It prints as <redacted> with every fmt verb, in slog and in
+// JSON, so a Target can be logged whole; string(s) is the only way to the value.
 type Secret string
 
 const redacted = "<redacted>"
@@ -25,6 +25,9 @@ func (Secret) GoString() string { return redacted }
 
 // Format writes <redacted> for every verb.
 func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
+
+// MarshalText makes encoders (JSON, slog's JSON handler) write <redacted>.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // LogValue makes slog print <redacted>.
 func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }

@@ -291,3 +291,5 @@ func ParsePacket(b []byte, k *Keys) (Packet, error) {
 	p.Payload = payload
 	return p, nil
 }
+
+func (c CipherSuite) String() string { return fmt.Sprintf("cipher suite %d", uint8(c)) }
