@@ -32,6 +32,7 @@ func Report(out, errw io.Writer, results []Result) int {
 func FormatResult(r Result) (line string, ok bool) {
 	if r.Err != nil {
 		msg := strings.Join(strings.Fields(r.Err.Error()), " ")
+		msg = strings.TrimPrefix(msg, "Error: ") // ipmitool's own messages start so
 		return r.Node + ": Error: " + msg, false
 	}
 	return r.Node + ": " + r.Text, true

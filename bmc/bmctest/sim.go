@@ -49,8 +49,9 @@ type Options struct {
 	// Program is ipmi_sim's path. If empty, "ipmi_sim" from $PATH.
 	Program string
 	// StartCmd, if set, makes the simulators manage a VM instead of using the chassis
-	// script: ipmi_sim runs StartCmd on power on (with %d replaced by the simulator's
-	// serial port, where qemu's ipmi-bmc-extern connects back) and kills it on power off.
+	// script: ipmi_sim runs StartCmd on power on and kills it on power off. In it,
+	// {serial} is replaced by the simulator's VM serial port (where qemu's
+	// ipmi-bmc-extern device connects back) and {dir} by the simulator's directory.
 	StartCmd string
 	// PoweroffWait and KillWait are ipmi_sim's poweroff_wait and kill_wait (seconds),
 	// used with StartCmd. If zero, 2 and 2.
@@ -170,7 +171,7 @@ func (sim *Sim) start(ctx context.Context, prog, script, emu string, o Options, 
 	if o.StartCmd != "" {
 		fmt.Fprintf(&b, "  serial 15 127.0.0.1 %d codec VM\n", sim.SerialPort)
 		fmt.Fprintf(&b, "  startcmd %q\n  startnow false\n  poweroff_wait %d\n  kill_wait %d\n",
-			strings.ReplaceAll(o.StartCmd, "%d", strconv.Itoa(sim.SerialPort)), o.PoweroffWait, o.KillWait)
+			strings.NewReplacer("{serial}", strconv.Itoa(sim.SerialPort), "{dir}", sim.Dir).Replace(o.StartCmd), o.PoweroffWait, o.KillWait)
 	} else {
 		fmt.Fprintf(&b, "  chassis_control \"%s %s\"\n", script, sim.Dir)
 	}
