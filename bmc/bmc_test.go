@@ -261,6 +261,10 @@ func TestSetBoot(t *testing.T) {
 			t.Errorf("SetBoot(%s) calls (-want +got):\n%s", tt.dev, d)
 		}
 	}
+	// The fake provider cannot read the boot override: bmclib finds no implementation.
+	if rs := c.BootState(context.Background(), targets(1)); !errors.Is(rs[0].Err, ErrUnsupported) {
+		t.Errorf("BootState on a provider without it = %v, want ErrUnsupported", rs[0].Err)
+	}
 	rs := c.SetBoot(context.Background(), targets(2), "usb", BootOptions{})
 	for _, r := range rs {
 		if r.Err == nil {

@@ -14,7 +14,6 @@ import (
 
 	bmclib "github.com/bmc-toolbox/bmclib/v2"
 	"github.com/bmc-toolbox/bmclib/v2/providers/ipmitool"
-	"github.com/bmc-toolbox/bmclib/v2/providers/openbmc"
 	"github.com/bmc-toolbox/bmclib/v2/providers/redfish"
 	"github.com/go-logr/logr"
 	"github.com/jacobweinstock/registrar"
@@ -337,9 +336,13 @@ func (c *Client) newDriver(cn *conn, t Target, ep endpoint, s *settings) error {
 			d = redfish.New(ep.host, t.User, pass, lg, redfish.WithPort(ep.port), redfish.WithHttpClient(c.httpClient()))
 			features = redfish.Features
 		case MgtOpenBMC:
+			// OpenBMC speaks Redfish (bmcweb). bmclib's openbmc provider cannot set the
+			// boot device (v2.3.5) and probes https://host/ without the port, so OpenBMC
+			// goes to the redfish provider with ETag matching off, as the openbmc one sets.
 			protocol = "redfish"
-			d = openbmc.New(ep.host, t.User, pass, lg, openbmc.WithPort(ep.port), openbmc.WithHttpClient(c.httpClient()))
-			features = openbmc.Features
+			d = redfish.New(ep.host, t.User, pass, lg, redfish.WithPort(ep.port), redfish.WithHttpClient(c.httpClient()),
+				redfish.WithEtagMatchDisabled(true))
+			features = redfish.Features
 		default:
 			return fmt.Errorf("%w: management type %q", ErrUnsupported, ep.mgt)
 		}
@@ -577,6 +580,10 @@ func cleanErr(err error, pw Secret, native bool) error {
 				}
 			}
 			keep = append(keep, e)
+		}
+		if len(keep) == 1 && strings.HasPrefix(keep[0].Error(), "not a ") && strings.Contains(keep[0].Error(), " implementation: ") {
+			// bmclib found no provider with the method ("not a BootDeviceSetter implementation").
+			return fmt.Errorf("%w by this BMC's provider (%s)", ErrUnsupported, keep[0])
 		}
 		switch len(keep) {
 		case 0:

@@ -4,7 +4,7 @@
 // Each Target is one node's BMC as the cluster's tables describe it (nodehm.mgt,
 // ipmi.bmc, credentials). The provider is chosen per target: "ipmi" goes to a native
 // IPMI v2.0 LAN client (package lanplus, registered with bmclib as provider "lanplus"),
-// "redfish" and "openbmc" to bmclib's own providers, "ipmitool" (or Client.Ipmitool) to
+// "redfish" and "openbmc" to bmclib's redfish provider, "ipmitool" (or Client.Ipmitool) to
 // bmclib's ipmitool provider. A Client fans an operation out to all targets with bounded
 // concurrency and a per-node timeout, returns one Result per node, stops when its context
 // is cancelled, and keeps each BMC's session for the next operation.

@@ -37,7 +37,7 @@ const (
 	MgtIPMI     = "ipmi"     // IPMI v2.0 over LAN: the native lanplus client (the default)
 	MgtIpmitool = "ipmitool" // IPMI through bmclib's ipmitool provider (one ipmitool run per command)
 	MgtRedfish  = "redfish"  // Redfish through bmclib's redfish (gofish) provider
-	MgtOpenBMC  = "openbmc"  // OpenBMC through bmclib's openbmc provider
+	MgtOpenBMC  = "openbmc"  // OpenBMC: Redfish through bmclib's redfish provider, ETag matching off
 )
 
 // Target is one node's BMC: what the cluster's tables say about it.
