@@ -530,12 +530,14 @@ func bootStatOp() op {
 // genericErrs are bmclib's summary errors that add nothing to the provider's own error.
 var genericErrs = []string{
 	"failed to set power state", "failed to get power state", "failed to set boot device",
-	"failed to get boot device override settings", "no Opener implementations found",
-	"failed to close connection",
+	"failed to get boot device override settings", "failed to close connection",
 }
 
 func isGeneric(e error) bool {
 	msg := e.Error()
+	if strings.HasPrefix(msg, "no ") && strings.HasSuffix(msg, " implementations found") {
+		return true
+	}
 	for _, g := range genericErrs {
 		if msg == g || (strings.HasPrefix(msg, "provider: ") && strings.HasSuffix(msg, ", "+g)) {
 			return true
