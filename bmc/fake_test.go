@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +200,31 @@ func ExampleClient_Power() {
 	// n1: Network
 	// n2: Network
 	// exit 1
+}
+
+// TestNoGoroutineLeft: a run and Close leave no goroutine behind, also when nodes time out.
+func TestNoGoroutineLeft(t *testing.T) {
+	_, ts := fakes(t, 20)
+	bh, err := bmctest.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bh.Close()
+	ts = append(ts, bmc.Target{Node: "dead", Addr: bh.Addr, User: "admin", Password: password})
+	before := runtime.NumGoroutine()
+	c := &bmc.Client{Timeout: 200 * time.Millisecond, RetryInterval: 50 * time.Millisecond, Concurrency: 8}
+	ctx := context.Background()
+	c.Power(ctx, ts, bmc.On)
+	c.SetBoot(ctx, ts, bmc.BootNet, bmc.BootOptions{})
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines left:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+	}
 }

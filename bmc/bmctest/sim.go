@@ -1,6 +1,3 @@
-// Package bmctest runs BMCs for tests and benchmarks: OpenIPMI's ipmi_sim simulators on
-// loopback ports (Start), a BMC that never answers (Blackhole), and a small in-process
-// IPMI v2.0 BMC (FakeBMC) for tests that must not depend on a Debian program.
 package bmctest
 
 import (

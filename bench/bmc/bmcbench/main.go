@@ -1,6 +1,7 @@
-// Command bmcbench measures package bmc against OpenIPMI's ipmi_sim simulators, and a
-// shell loop that runs ipmitool once per node (what xCAT-era scripts and Warewulf's
-// template do) against the same simulators in the same run. bench/bmc/run.sh drives it.
+// Command bmcbench measures package bmc against OpenIPMI's ipmi_sim simulators, side by
+// side in the same run with bmclib's ipmitool provider and with a shell loop that runs
+// ipmitool once per node (what xCAT-era scripts and Warewulf's power template do).
+// bench/bmc/run.sh drives it.
 package main
 
 import (
@@ -19,13 +20,19 @@ import (
 	"github.com/provkit/provkit/bmc/bmctest"
 )
 
+type row struct {
+	op, tool string
+	wall     time.Duration
+	failed   int
+	self     float64 // this process's CPU seconds
+	machine  float64 // all CPUs' busy seconds (ipmi_sim, ipmitool, shell included)
+}
+
 func main() {
-	n := flag.Int("n", 100, "number of simulators (one target each)")
-	ops := flag.String("ops", "stat,on,stat", "provkit operations to time, in order")
-	rounds := flag.Int("rounds", 1, "times each operation runs (same client: later rounds reuse sessions)")
-	conc := flag.Int("concurrency", 0, "bmc.Client.Concurrency (0: default)")
-	ipmitool := flag.Bool("ipmitool", false, "use bmclib's ipmitool provider instead of the native client")
-	shell := flag.String("shell", "stat,on", "operations also timed as a shell loop calling ipmitool per node (empty: none)")
+	n := flag.Int("n", 100, "number of ipmi_sim simulators, one target each")
+	ops := flag.String("ops", "stat,on", "rpower actions to measure")
+	peers := flag.Bool("peers", true, "also measure bmclib's ipmitool provider and the ipmitool shell loop")
+	conc := flag.Int("concurrency", 0, "bmc.Client.Concurrency (0: the default)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -41,57 +48,39 @@ func main() {
 		log.Fatal(err)
 	}
 	defer sims.Stop()
-	fmt.Printf("started %d ipmi_sim in %.2fs; their memory: %s\n", *n, time.Since(t0).Seconds(), memory(sims))
+	fmt.Printf("# %d ipmi_sim started in %.2fs, memory %s\n", *n, time.Since(t0).Seconds(), memory(sims))
 
 	targets := make([]bmc.Target, len(sims.List))
 	for i, s := range sims.List {
 		targets[i] = bmc.Target{Node: fmt.Sprintf("n%d", i+1), Mgt: "ipmi", Addr: s.Addr, User: s.User, Password: bmc.Secret(s.Password)}
 	}
-	provider := "lanplus"
-	if *ipmitool {
-		provider = "bmclib ipmitool"
-	}
-	figures := map[string]float64{}
-	for _, name := range strings.Split(*ops, ",") {
-		a, err := bmc.ParseAction(name)
-		if err != nil {
-			log.Fatal(err)
+	reset := func() {
+		for _, s := range sims.List {
+			s.SetPower(false)
 		}
-		c := &bmc.Client{Concurrency: *conc, Ipmitool: *ipmitool}
-		for r := 1; r <= *rounds; r++ {
-			cpu0, simCPU0 := selfCPU(), simsCPU(sims)
-			start := time.Now()
-			rs := c.Power(ctx, targets, a)
-			el := time.Since(start)
-			failed := 0
-			for _, x := range rs {
-				if x.Err != nil {
-					failed++
-					if failed <= 3 {
-						fmt.Println("  ", x.Node, x.Err)
-					}
+	}
+	var rows []row
+	measure := func(op, tool string, f func() int) {
+		reset()
+		self0, busy0 := selfCPU(), machineBusy()
+		start := time.Now()
+		failed := f()
+		rows = append(rows, row{op, tool, time.Since(start), failed, selfCPU() - self0, machineBusy() - busy0})
+		r := rows[len(rows)-1]
+		fmt.Printf("%-5s %-44s %8.3fs %7.0f nodes/s  failed %-4d cpu: self %.2fs, machine %.2fs\n",
+			r.op, r.tool, r.wall.Seconds(), float64(*n)/r.wall.Seconds(), r.failed, r.self, r.machine)
+	}
+	count := func(rs []bmc.Result) int {
+		bad := 0
+		for _, r := range rs {
+			if r.Err != nil {
+				if bad < 3 {
+					fmt.Fprintln(os.Stderr, "  ", r.Node, r.Err)
 				}
-			}
-			fmt.Printf("provkit (%s) rpower %d nodes %-5s round %d: %7.3fs  %6.0f nodes/s  failed %d  cpu: provkit %.2fs, ipmi_sim %.2fs\n",
-				provider, len(targets), a, r, el.Seconds(), float64(len(targets))/el.Seconds(), failed,
-				selfCPU()-cpu0, simsCPU(sims)-simCPU0)
-			if r == 1 {
-				figures[string(a)] = el.Seconds()
+				bad++
 			}
 		}
-		cl := time.Now()
-		if err := c.Close(ctx); err != nil {
-			fmt.Println("close:", err)
-		}
-		fmt.Printf("   close (log out %d sessions): %.3fs\n", len(targets), time.Since(cl).Seconds())
-		if a == bmc.On {
-			for _, s := range sims.List {
-				s.SetPower(false)
-			}
-		}
-	}
-	if *shell == "" {
-		return
+		return bad
 	}
 	list := filepath.Join(dir, "targets")
 	var b strings.Builder
@@ -100,55 +89,86 @@ func main() {
 		fmt.Fprintf(&b, "n%d %s %s\n", i+1, host, port)
 	}
 	os.WriteFile(list, []byte(b.String()), 0o644)
-	for _, name := range strings.Split(*shell, ",") {
-		arg := map[string]string{"stat": "status", "on": "on", "off": "off"}[name]
-		// The loop xCAT-era scripts and Warewulf's power template run: one ipmitool per node.
-		loop := `while read node host port; do echo "$node: $(ipmitool -I lanplus -C 3 -H $host -p $port -U admin -E chassis power ` + arg + `)"; done < ` + list
-		cmd := exec.Command("bash", "-c", loop)
-		cmd.Env = append(os.Environ(), "IPMI_PASSWORD=pass")
-		start := time.Now()
-		out, err := cmd.CombinedOutput()
-		el := time.Since(start)
-		lines := strings.Count(string(out), "\n")
-		bad := strings.Count(string(out), "Error") + strings.Count(string(out), "rror:")
-		fmt.Printf("shell loop ipmitool per node, %d nodes %-5s: %7.3fs  %6.0f nodes/s  lines %d errors %d %v\n",
-			len(targets), name, el.Seconds(), float64(len(targets))/el.Seconds(), lines, bad, err)
-		if p, ok := figures[name]; ok {
-			fmt.Printf("   ratio shell/provkit for %s: %.1fx\n", name, el.Seconds()/p)
+
+	for _, name := range strings.Split(*ops, ",") {
+		a, err := bmc.ParseAction(name)
+		if err != nil {
+			log.Fatal(err)
 		}
-		if name == "on" {
-			for _, s := range sims.List {
-				s.SetPower(false)
+		// A CLI run: log in, act, log out.
+		c := &bmc.Client{Concurrency: *conc}
+		measure(name, "provkit lanplus, CLI run (log in, act, log out)", func() int {
+			bad := count(c.Power(ctx, targets, a))
+			c.Close(ctx)
+			return bad
+		})
+		// A long-running caller: the sessions of a first run are kept.
+		c.Power(ctx, targets, bmc.Stat)
+		measure(name, "provkit lanplus, sessions kept from before", func() int { return count(c.Power(ctx, targets, a)) })
+		c.Close(ctx)
+		if !*peers {
+			continue
+		}
+		// Five ipmitool runs per node for "on" (bmclib checks the state twice): give it time.
+		ct := &bmc.Client{Concurrency: *conc, Ipmitool: true, Timeout: 5 * time.Minute}
+		measure(name, "provkit over bmclib's ipmitool provider", func() int { return count(ct.Power(ctx, targets, a)) })
+		ct.Close(ctx)
+		arg := map[string]string{"stat": "status", "on": "on", "off": "off", "reset": "reset"}[name]
+		if arg == "" {
+			continue
+		}
+		measure(name, "shell loop, one ipmitool per node", func() int {
+			loop := `while read node host port; do echo "$node: $(ipmitool -I lanplus -C 3 -H $host -p $port -U admin -E chassis power ` + arg + ` 2>&1)"; done < ` + list
+			cmd := exec.Command("bash", "-c", loop)
+			cmd.Env = append(os.Environ(), "IPMI_PASSWORD=pass")
+			out, err := cmd.Output()
+			if err != nil {
+				log.Fatal(err)
+			}
+			return *n - strings.Count(string(out), "Chassis Power")
+		})
+	}
+	fmt.Println()
+	for _, r := range rows {
+		if strings.HasPrefix(r.tool, "shell") {
+			for _, p := range rows {
+				if p.op == r.op && strings.HasPrefix(p.tool, "provkit lanplus") {
+					fmt.Printf("ratio %-5s shell loop / %-44s %6.1fx\n", r.op, p.tool, r.wall.Seconds()/p.wall.Seconds())
+				}
 			}
 		}
 	}
 }
 
-// selfCPU is this process's user+system CPU seconds.
-func selfCPU() float64 { return procCPU(os.Getpid()) }
-
-func simsCPU(s *bmctest.Sims) float64 {
-	var t float64
-	for _, sim := range s.List {
-		t += procCPU(sim.Pid())
-	}
-	return t
-}
-
-// procCPU reads utime+stime (and waited-for children) from /proc/PID/stat.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func selfCPU() float64 {
+	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		return 0
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var t float64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-		v, _ := strconv.ParseFloat(f[i], 64)
-		t += v
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// machineBusy is the busy CPU seconds of the whole machine (/proc/stat): other users'
+// work counts too on a shared machine.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
 	}
-	return t / 100
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100
 }
 
 func memory(s *bmctest.Sims) string {
@@ -171,5 +191,5 @@ func memory(s *bmctest.Sims) string {
 			}
 		}
 	}
-	return fmt.Sprintf("RSS %d MiB, PSS %d MiB", rss/1024, pss/1024)
+	return fmt.Sprintf("RSS %d MiB, PSS %d MiB (shared libraries counted once in PSS)", rss/1024, pss/1024)
 }
