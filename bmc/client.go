@@ -142,6 +142,7 @@ type conn struct {
 	open     bool
 	lastUsed time.Time
 	probe    time.Duration // how long the first command on a kept connection may take
+	swept    bool          // removed from the pool by sweep
 }
 
 // op is one operation on one opened connection. reused says the connection was kept
@@ -184,6 +185,7 @@ func fail(targets []Target, err error) []Result {
 
 func (c *Client) run(ctx context.Context, targets []Target, o op) []Result {
 	s := c.settings()
+	c.sweep(&s)
 	results := make([]Result, len(targets))
 	workers := min(s.conc, len(targets))
 	var next atomic.Int64
@@ -234,8 +236,16 @@ func (c *Client) runOne(ctx context.Context, s *settings, t Target, o op) (r Res
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	cn, pooled := c.conn(t, ep)
-	cn.mu.Lock()
+	var cn *conn
+	pooled := false
+	for {
+		cn, pooled = c.conn(t, ep)
+		cn.mu.Lock()
+		if !cn.swept {
+			break
+		}
+		cn.mu.Unlock() // swept between lookup and lock: look up again
+	}
 	defer cn.mu.Unlock()
 	if !pooled {
 		defer cn.shut(s)
@@ -248,7 +258,7 @@ func (c *Client) runOne(ctx context.Context, s *settings, t Target, o op) (r Res
 		}
 	}
 	if cn.open && time.Since(cn.lastUsed) > s.maxIdle {
-		cn.shut(s)
+		cn.drop(s) // the BMC has probably timed the session out
 	}
 	_, native = cn.driver.(*lanplusDriver)
 	reused = cn.open
@@ -296,6 +306,36 @@ func (cn *conn) shut(s *settings) {
 		cancel()
 	}
 	cn.open = false
+}
+
+// drop ends a connection that is probably dead: an IPMI session is abandoned without
+// waiting for an answer; others are logged out as shut does.
+func (cn *conn) drop(s *settings) {
+	if d, ok := cn.driver.(*lanplusDriver); ok && cn.open {
+		d.abandon()
+		cn.open = false
+		return
+	}
+	cn.shut(s)
+}
+
+// sweep forgets the kept IPMI sessions idle for longer than MaxIdle, so that a
+// long-running caller does not hold a socket per BMC it once talked to. Sessions in use
+// are left alone. It does not wait for any BMC.
+func (c *Client) sweep(s *settings) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, cn := range c.conns {
+		if !cn.mu.TryLock() {
+			continue
+		}
+		if _, native := cn.driver.(*lanplusDriver); native && (!cn.open || time.Since(cn.lastUsed) > s.maxIdle) {
+			cn.drop(s)
+			cn.swept = true
+			delete(c.conns, key)
+		}
+		cn.mu.Unlock()
+	}
 }
 
 // newDriver makes the bmclib client and provider for t; the caller holds cn.mu.
@@ -386,9 +426,13 @@ func (cn *conn) first(ctx context.Context, reused bool, f func(context.Context) 
 	if err == nil || ctx.Err() != nil || errors.Is(err, ErrAuth) {
 		return err
 	}
-	sctx, scancel := context.WithTimeout(ctx, cn.probe+time.Second)
-	cn.client.Close(sctx)
-	scancel()
+	if d, ok := cn.driver.(*lanplusDriver); ok {
+		d.abandon()
+	} else {
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		cn.client.Close(sctx)
+		scancel()
+	}
 	cn.open = false
 	if err := cn.client.Open(ctx); err != nil {
 		return err

@@ -228,3 +228,34 @@ func TestNoGoroutineLeft(t *testing.T) {
 		t.Errorf("%d goroutines left:\n%s", n-before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestIdleSessionsAbandoned: a session idle past MaxIdle is not trusted: it is given up
+// (the BMC is told, without waiting) and a fresh one opened.
+func TestIdleSessionsAbandoned(t *testing.T) {
+	fs, ts := fakes(t, 2)
+	c := &bmc.Client{MaxIdle: 50 * time.Millisecond}
+	ctx := context.Background()
+	defer c.Close(ctx)
+	c.Power(ctx, ts, bmc.Stat)
+	time.Sleep(120 * time.Millisecond)
+	for _, r := range c.Power(ctx, ts[:1], bmc.Stat) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	// The Close Session of an abandoned session is not waited for: poll for its arrival.
+	check := func() string {
+		a0, o0 := fs[0].Sessions()
+		a1, o1 := fs[1].Sessions()
+		if a0 != 1 || o0 != 2 || a1 != 0 || o1 != 1 {
+			return fmt.Sprintf("n1: %d active, %d opened (want 1, 2); n2 (swept): %d active, %d opened (want 0, 1)", a0, o0, a1, o1)
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(5 * time.Second); check() != "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if msg := check(); msg != "" {
+		t.Error(msg)
+	}
+}

@@ -60,6 +60,14 @@ func (d *lanplusDriver) Close(ctx context.Context) error {
 	return err
 }
 
+// abandon drops a session that is probably dead without waiting for the BMC.
+func (d *lanplusDriver) abandon() {
+	if d.sess != nil {
+		d.sess.Abandon()
+		d.sess = nil
+	}
+}
+
 var errNotOpen = errors.New("lanplus: session not open")
 
 func (d *lanplusDriver) PowerStateGet(ctx context.Context) (string, error) {

@@ -67,7 +67,8 @@ type Session struct {
 	out      []byte
 	in       []byte
 
-	dlMu     sync.Mutex // guards canceled against the read-deadline race
+	dlMu     sync.Mutex // guards gen and canceled against the read-deadline race
+	gen      uint64     // which exchange the cancel callback belongs to
 	canceled bool
 }
 
@@ -256,14 +257,20 @@ func (s *Session) exchange(ctx context.Context, what string, build func(try uint
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("lanplus: %s: %s: %w", s.cfg.Addr, what, err)
 	}
+	// Cancelling ctx wakes the blocked Read by moving its deadline into the past. The
+	// generation keeps a late callback of an earlier exchange from touching this one.
 	s.dlMu.Lock()
+	s.gen++
+	gen := s.gen
 	s.canceled = false
 	s.dlMu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
 		s.dlMu.Lock()
-		s.canceled = true
-		s.conn.SetReadDeadline(time.Unix(1, 0))
-		s.dlMu.Unlock()
+		defer s.dlMu.Unlock()
+		if s.gen == gen {
+			s.canceled = true
+			s.conn.SetReadDeadline(time.Unix(1, 0))
+		}
 	})
 	defer stop()
 
@@ -391,6 +398,26 @@ func (s *Session) Close(ctx context.Context) error {
 		return fmt.Errorf("lanplus: %s: close session: %w", s.cfg.Addr, err)
 	}
 	return nil
+}
+
+// Abandon ends a session that is probably dead already (idle past the BMC's session
+// timeout, or not answering): it sends Close Session once without waiting for an answer,
+// so that a BMC that still has the session frees it, and closes the socket.
+func (s *Session) Abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.rqSeq = (s.rqSeq + 1) & 0x3F
+	msg := ipmi.AppendRequest(nil, ipmi.Request{NetFn: ipmi.NetFnApp, Cmd: ipmi.CmdCloseSession, Seq: s.rqSeq,
+		Data: binary.LittleEndian.AppendUint32(nil, s.bmcID)})
+	if pkt, err := ipmi.AppendPacket(s.out[:0], ipmi.Packet{Type: ipmi.PayloadIPMI, Encrypted: true, Authenticated: true,
+		SessionID: s.bmcID, Seq: s.seq, Payload: msg}, s.keys, s.random); err == nil {
+		s.conn.Write(pkt)
+	}
+	s.conn.Close()
 }
 
 // ChassisStatus runs Get Chassis Status.
