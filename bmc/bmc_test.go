@@ -400,3 +400,27 @@ func TestProviderErrorRedacted(t *testing.T) {
 		t.Errorf("redacted error lost its sentinel: %v", rs[0].Err)
 	}
 }
+
+func TestCLIHelpers(t *testing.T) {
+	f := newFleet()
+	c := &Client{NewDriver: f.driver}
+	ctx := context.Background()
+	var out, errw bytes.Buffer
+	if code := c.Rpower(ctx, targets(2), "state", &out, &errw); code != 0 || out.String() != "n1: off\nn2: off\n" || errw.Len() != 0 {
+		t.Errorf("Rpower state: %d %q %q", code, out.String(), errw.String())
+	}
+	out.Reset()
+	if code := c.Rpower(ctx, targets(2), "explode", &out, &errw); code != 1 || out.Len() != 0 || !strings.Contains(errw.String(), `"explode"`) {
+		t.Errorf("Rpower explode: %d %q %q", code, out.String(), errw.String())
+	}
+	errw.Reset()
+	if code := c.Rsetboot(ctx, targets(1), "hd", BootOptions{Persistent: true}, &out, &errw); code != 0 || out.String() != "n1: Hard Drive\n" {
+		t.Errorf("Rsetboot hd: %d %q %q", code, out.String(), errw.String())
+	}
+	if got := StatWithPower("noping", Result{Node: "n1", Power: PowerOff, Text: "off"}); got != "noping(off)" {
+		t.Errorf("StatWithPower = %q", got)
+	}
+	if got := StatWithPower("noping", Result{Node: "n1", Err: errors.New("timeout")}); got != "noping(Error: timeout)" {
+		t.Errorf("StatWithPower(error) = %q", got)
+	}
+}
