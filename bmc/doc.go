@@ -13,12 +13,16 @@
 // client needs no program, and bmclib's ipmitool provider passes -E with the password in
 // the environment), in log lines or in error messages.
 //
-// A CLI glues it to the cluster's tables:
+// A CLI glues it to the cluster's tables: one Target per node from nodehm.mgt, ipmi.bmc
+// and the credentials, then
 //
 //	c := &bmc.Client{}
 //	defer c.Close(context.Background())
-//	results := c.Power(ctx, []bmc.Target{
+//	targets := []bmc.Target{
 //		{Node: "n1", Mgt: "ipmi", Addr: "10.0.0.101", User: "admin", Password: bmc.Secret(pw)},
-//	}, bmc.On)
-//	os.Exit(bmc.Report(os.Stdout, os.Stderr, results)) // n1: on
+//	}
+//	os.Exit(c.Rpower(ctx, targets, "on", os.Stdout, os.Stderr)) // prints "n1: on"
+//
+// Rsetboot does the same for boot devices ("n1: Network"), and StatWithPower gives
+// nodestat -p's "noping(off)" from a Stat result.
 package bmc
