@@ -12,9 +12,11 @@ go build -o /tmp/bmcbench.$$ ./bench/bmc/bmcbench
 trap 'rm -f /tmp/bmcbench.$$' EXIT
 echo "# openipmi (ipmi_sim) $(dpkg-query -W -f='${Version}' openipmi); $(ipmitool -V); $(nproc) CPUs; $(go version)"
 echo "# command: bench/bmc/run.sh $small $large"
+echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: figures move with it)"
 echo
 echo "## $small nodes: provkit vs bmclib's ipmitool provider vs shell loop"
 /tmp/bmcbench.$$ -n "$small" -ops stat,on
 echo
 echo "## $large nodes: provkit only (the shell loop would take minutes)"
 /tmp/bmcbench.$$ -n "$large" -ops stat,on -peers=false
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
