@@ -269,12 +269,12 @@ func (c *Client) runOne(ctx context.Context, s *settings, t Target, o op) (r Res
 		}
 		cn.open = true
 	}
-	r.Err = o.do(ctx, cn, reused, &r)
+	r.Err = cleanErr(o.do(ctx, cn, reused, &r), t.Password, native)
 	if r.Err == nil {
 		cn.lastUsed = time.Now()
-	} else if !errors.Is(r.Err, ErrUnsupported) && !errors.Is(r.Err, ErrBadTarget) {
-		// Do not keep a connection in an unknown state.
-		cn.shut(s)
+	} else if !errors.Is(r.Err, ErrUnsupported) {
+		// Do not keep a connection in an unknown state, nor wait for a BMC that failed.
+		cn.drop(s)
 	}
 	return r
 }
@@ -284,7 +284,7 @@ func (c *Client) conn(t Target, ep endpoint) (*conn, bool) {
 	if c.DisableReuse {
 		return &conn{}, false
 	}
-	key := ep.mgt + "|" + ep.hostPort() + "|" + t.User
+	key := ep.mgt + "\x00" + ep.hostPort() + "\x00" + t.User
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conns == nil {
