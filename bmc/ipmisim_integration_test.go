@@ -196,7 +196,12 @@ func TestIPMISimUnreachable(t *testing.T) {
 	free, _ := bmctest.FreeUDPPorts(1)
 	for _, provider := range []string{"lanplus", "ipmitool"} {
 		t.Run(provider, func(t *testing.T) {
-			c := &bmc.Client{Ipmitool: provider == "ipmitool", Timeout: 2 * time.Second, RetryInterval: 300 * time.Millisecond}
+			// Long enough for the healthy node on a loaded machine (ipmitool forks twice).
+			timeout := 3 * time.Second
+			if provider == "ipmitool" {
+				timeout = 8 * time.Second
+			}
+			c := &bmc.Client{Ipmitool: provider == "ipmitool", Timeout: timeout, RetryInterval: 300 * time.Millisecond}
 			defer c.Close(context.Background())
 			ts := []bmc.Target{
 				simTargets(sims)[0],
