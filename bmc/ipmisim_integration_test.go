@@ -16,6 +16,7 @@ import (
 
 	"github.com/provkit/provkit/bmc"
 	"github.com/provkit/provkit/bmc/bmctest"
+	"github.com/provkit/provkit/bmc/ipmi"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
@@ -258,4 +259,20 @@ func TestIPMISimFanOut100(t *testing.T) {
 		}
 	}
 	check("off", (&bmc.Client{DisableReuse: true}).Power(ctx, ts, bmc.Off), "off", "0")
+}
+
+// TestIPMISimCipherSuite17 asks ipmi_sim (which implements only the SHA-1 suites) for
+// cipher suite 17: the node gets the BMC's refusal at once, not a timeout.
+func TestIPMISimCipherSuite17(t *testing.T) {
+	testenv.Require(t, testenv.Program("ipmi_sim"))
+	sims := bmctest.StartT(t, 1, bmctest.Options{Password: simPassword})
+	c := &bmc.Client{CipherSuite: 17, Timeout: 5 * time.Second}
+	defer c.Close(context.Background())
+	r := c.Power(context.Background(), simTargets(sims), bmc.Stat)[0]
+	line, _ := bmc.FormatResult(r)
+	t.Log(line)
+	var st ipmi.StatusCode
+	if !errors.As(r.Err, &st) || errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("suite 17: %v, want the BMC's RMCP+ status", r.Err)
+	}
 }

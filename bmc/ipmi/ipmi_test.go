@@ -215,6 +215,13 @@ func TestSetupMessagesRoundTrip(t *testing.T) {
 	if _, err := ParseOpenSessionResponse(bad.Append(nil)); !errors.Is(err, StatusNoCipherSuite) {
 		t.Errorf("status 0x11: %v", err)
 	}
+	// ipmi_sim answers an unsupported suite with just the tag and the status.
+	if r, err := ParseOpenSessionResponse([]byte{0, 0x04}); !errors.Is(err, StatusCode(0x04)) || r.Status != 0x04 {
+		t.Errorf("short error answer: %+v, %v", r, err)
+	}
+	if _, err := ParseRAKP2([]byte{1, 0x0D, 0}); !errors.Is(err, StatusUnauthorizedName) {
+		t.Errorf("short RAKP 2 error answer: %v", err)
+	}
 	r1 := RAKP1{Tag: 1, BMCSessionID: 5, Role: 0x14, User: "admin"}
 	r1.ConsoleRandom[3] = 9
 	b, err = r1.Append(nil)

@@ -145,13 +145,18 @@ func (r OpenSessionResponse) Append(dst []byte) []byte {
 // ParseOpenSessionResponse parses the payload. A non-zero status is returned as the
 // error (a StatusCode) together with the fields that were read.
 func ParseOpenSessionResponse(b []byte) (OpenSessionResponse, error) {
+	if len(b) >= 2 && b[1] != 0 {
+		// An error answer; some BMCs (ipmi_sim) cut it short.
+		r := OpenSessionResponse{Tag: b[0], Status: StatusCode(b[1])}
+		if len(b) >= 8 {
+			r.MaxPrivilege, r.ConsoleSessionID = Privilege(b[2]&0x0F), binary.LittleEndian.Uint32(b[4:])
+		}
+		return r, r.Status
+	}
 	if len(b) < 8 {
 		return OpenSessionResponse{}, fmt.Errorf("ipmi: open session response of %d bytes: %w", len(b), ErrShort)
 	}
 	r := OpenSessionResponse{Tag: b[0], Status: StatusCode(b[1]), MaxPrivilege: Privilege(b[2] & 0x0F), ConsoleSessionID: binary.LittleEndian.Uint32(b[4:])}
-	if r.Status != 0 {
-		return r, r.Status
-	}
 	if len(b) < 36 {
 		return r, fmt.Errorf("ipmi: open session response of %d bytes: %w", len(b), ErrShort)
 	}
@@ -226,6 +231,9 @@ func (r RAKP2) Append(dst []byte) []byte {
 
 // ParseRAKP2 parses the payload. A non-zero status is returned as the error.
 func ParseRAKP2(b []byte) (RAKP2, error) {
+	if len(b) >= 2 && b[1] != 0 && len(b) < 8 {
+		return RAKP2{Tag: b[0], Status: StatusCode(b[1])}, StatusCode(b[1]) // a short error answer
+	}
 	if len(b) < 8 {
 		return RAKP2{}, fmt.Errorf("ipmi: RAKP 2 of %d bytes: %w", len(b), ErrShort)
 	}
@@ -286,6 +294,9 @@ func (r RAKP4) Append(dst []byte) []byte {
 
 // ParseRAKP4 parses the payload. A non-zero status is returned as the error.
 func ParseRAKP4(b []byte) (RAKP4, error) {
+	if len(b) >= 2 && b[1] != 0 && len(b) < 8 {
+		return RAKP4{Tag: b[0], Status: StatusCode(b[1])}, StatusCode(b[1]) // a short error answer
+	}
 	if len(b) < 8 {
 		return RAKP4{}, fmt.Errorf("ipmi: RAKP 4 of %d bytes: %w", len(b), ErrShort)
 	}

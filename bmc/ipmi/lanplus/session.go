@@ -154,7 +154,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	var osr ipmi.OpenSessionResponse
 	err = s.setup(ctx, "open session", ipmi.PayloadOpenSessionRequest, req, ipmi.PayloadOpenSessionResponse, func(b []byte) (bool, error) {
 		r, err := ipmi.ParseOpenSessionResponse(b)
-		if r.ConsoleSessionID != s.consoleID || r.Tag != 0 {
+		if r.Tag != 0 || (r.ConsoleSessionID != s.consoleID && !isStatus(err)) {
 			return false, nil // not ours
 		}
 		osr = r
@@ -182,7 +182,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	var r2 ipmi.RAKP2
 	err = s.setup(ctx, "RAKP 1", ipmi.PayloadRAKP1, r1, ipmi.PayloadRAKP2, func(b []byte) (bool, error) {
 		r, err := ipmi.ParseRAKP2(b)
-		if r.ConsoleSessionID != s.consoleID || r.Tag != 1 {
+		if r.Tag != 1 || (r.ConsoleSessionID != s.consoleID && !isStatus(err)) {
 			return false, nil
 		}
 		r2 = r
@@ -202,7 +202,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	var r4 ipmi.RAKP4
 	err = s.setup(ctx, "RAKP 3", ipmi.PayloadRAKP3, r3, ipmi.PayloadRAKP4, func(b []byte) (bool, error) {
 		r, err := ipmi.ParseRAKP4(b)
-		if r.ConsoleSessionID != s.consoleID || r.Tag != 2 {
+		if r.Tag != 2 || (r.ConsoleSessionID != s.consoleID && !isStatus(err)) {
 			return false, nil
 		}
 		r4 = r
@@ -220,6 +220,13 @@ func (s *Session) handshake(ctx context.Context) error {
 	}
 	s.seq = 1
 	return nil
+}
+
+// isStatus: err is an RMCP+ status code (the BMC refused), whose answer may lack the
+// console session ID.
+func isStatus(err error) bool {
+	var st ipmi.StatusCode
+	return errors.As(err, &st)
 }
 
 // authErr marks the errors that mean the credentials were refused.
