@@ -384,7 +384,7 @@ func (c *Client) newDriver(cn *conn, t Target, ep endpoint, s *settings) error {
 				redfish.WithEtagMatchDisabled(true))
 			features = redfish.Features
 		default:
-			return fmt.Errorf("%w: management type %q", ErrUnsupported, ep.mgt)
+			return fmt.Errorf("management type %q: %w", ep.mgt, ErrUnsupported)
 		}
 	}
 	reg := registrar.NewRegistry(registrar.WithLogger(lg))

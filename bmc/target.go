@@ -82,7 +82,7 @@ func (t Target) parse() (endpoint, error) {
 	case MgtRedfish, MgtOpenBMC:
 		def = "443"
 	default:
-		return e, fmt.Errorf("%w: management type %q is not supported (want ipmi, redfish or openbmc)", ErrUnsupported, t.Mgt)
+		return e, fmt.Errorf("management type %q: %w (want ipmi, redfish or openbmc)", t.Mgt, ErrUnsupported)
 	}
 	addr := strings.TrimSpace(t.Addr)
 	if addr == "" {

@@ -328,21 +328,26 @@ func (s *Session) exchange(ctx context.Context, what string, build func(try uint
 // session's privilege first if needed), and returns the response data after the
 // completion code. A non-zero completion code is returned as an ipmi.CompletionCode error.
 func (s *Session) Do(ctx context.Context, priv ipmi.Privilege, netfn ipmi.NetFn, cmd uint8, data []byte) ([]byte, error) {
+	return s.call(ctx, fmt.Sprintf("command 0x%02X/0x%02X", uint8(netfn), cmd), priv, netfn, cmd, data)
+}
+
+// call is Do with a name for the command in errors: "lanplus: ADDR: WHAT: ...".
+func (s *Session) call(ctx context.Context, what string, priv ipmi.Privilege, netfn ipmi.NetFn, cmd uint8, data []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("lanplus: %s: %w", s.cfg.Addr, ErrClosed)
+		return nil, fmt.Errorf("lanplus: %s: %s: %w", s.cfg.Addr, what, ErrClosed)
 	}
 	if priv > s.priv {
 		if priv > s.cfg.Privilege {
-			return nil, fmt.Errorf("lanplus: %s: command needs %s privilege, session is limited to %s", s.cfg.Addr, priv, s.cfg.Privilege)
+			return nil, fmt.Errorf("lanplus: %s: %s needs %s privilege, the session is limited to %s", s.cfg.Addr, what, priv, s.cfg.Privilege)
 		}
-		if _, err := s.do(ctx, ipmi.NetFnApp, ipmi.CmdSetSessionPrivilege, []byte{byte(s.cfg.Privilege)}); err != nil {
-			return nil, fmt.Errorf("lanplus: %s: set session privilege %s: %w", s.cfg.Addr, s.cfg.Privilege, err)
+		if _, err := s.do(ctx, "set session privilege "+s.cfg.Privilege.String(), ipmi.NetFnApp, ipmi.CmdSetSessionPrivilege, []byte{byte(s.cfg.Privilege)}); err != nil {
+			return nil, err
 		}
 		s.priv = s.cfg.Privilege
 	}
-	out, err := s.do(ctx, netfn, cmd, data)
+	out, err := s.do(ctx, what, netfn, cmd, data)
 	if err != nil {
 		return nil, err
 	}
@@ -350,12 +355,11 @@ func (s *Session) Do(ctx context.Context, priv ipmi.Privilege, netfn ipmi.NetFn,
 }
 
 // do runs one request/response; the caller holds s.mu. The result aliases s.in.
-func (s *Session) do(ctx context.Context, netfn ipmi.NetFn, cmd uint8, data []byte) ([]byte, error) {
+func (s *Session) do(ctx context.Context, what string, netfn ipmi.NetFn, cmd uint8, data []byte) ([]byte, error) {
 	s.rqSeq = (s.rqSeq + 1) & 0x3F
 	rq := s.rqSeq
 	msg := ipmi.AppendRequest(make([]byte, 0, 16+len(data)), ipmi.Request{NetFn: netfn, Cmd: cmd, Seq: rq, Data: data})
 	var resp ipmi.Response
-	what := fmt.Sprintf("command 0x%02X/0x%02X", uint8(netfn), cmd)
 	err := s.exchange(ctx, what, func(uint32) ([]byte, error) {
 		seq := s.seq
 		s.seq++
@@ -381,7 +385,7 @@ func (s *Session) do(ctx context.Context, netfn ipmi.NetFn, cmd uint8, data []by
 	}
 	s.lastUsed = time.Now()
 	if resp.Code != ipmi.CodeOK {
-		return nil, resp.Code
+		return nil, fmt.Errorf("lanplus: %s: %s: %w", s.cfg.Addr, what, resp.Code)
 	}
 	return resp.Data, nil
 }
@@ -397,14 +401,11 @@ func (s *Session) Close(ctx context.Context) error {
 	s.closed = true
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetryInterval)
 	defer cancel()
-	_, err := s.do(ctx, ipmi.NetFnApp, ipmi.CmdCloseSession, binary.LittleEndian.AppendUint32(nil, s.bmcID))
-	if cerr := s.conn.Close(); err == nil {
-		err = cerr
+	_, err := s.do(ctx, "close session", ipmi.NetFnApp, ipmi.CmdCloseSession, binary.LittleEndian.AppendUint32(nil, s.bmcID))
+	if cerr := s.conn.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("lanplus: %s: close session: %w", s.cfg.Addr, cerr)
 	}
-	if err != nil {
-		return fmt.Errorf("lanplus: %s: close session: %w", s.cfg.Addr, err)
-	}
-	return nil
+	return err
 }
 
 // Abandon ends a session that is probably dead already (idle past the BMC's session
@@ -429,9 +430,9 @@ func (s *Session) Abandon() {
 
 // ChassisStatus runs Get Chassis Status.
 func (s *Session) ChassisStatus(ctx context.Context) (ipmi.ChassisStatus, error) {
-	b, err := s.Do(ctx, ipmi.PrivUser, ipmi.NetFnChassis, ipmi.CmdGetChassisStatus, nil)
+	b, err := s.call(ctx, "get chassis status", ipmi.PrivUser, ipmi.NetFnChassis, ipmi.CmdGetChassisStatus, nil)
 	if err != nil {
-		return ipmi.ChassisStatus{}, fmt.Errorf("lanplus: %s: get chassis status: %w", s.cfg.Addr, err)
+		return ipmi.ChassisStatus{}, err
 	}
 	return ipmi.ParseChassisStatus(b)
 }
@@ -441,34 +442,29 @@ func (s *Session) ChassisControl(ctx context.Context, c ipmi.ChassisControl) err
 	if !c.Valid() {
 		return fmt.Errorf("lanplus: chassis control %d is not defined", c)
 	}
-	if _, err := s.Do(ctx, ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdChassisControl, []byte{byte(c)}); err != nil {
-		return fmt.Errorf("lanplus: %s: chassis %s: %w", s.cfg.Addr, c, err)
-	}
-	return nil
+	_, err := s.call(ctx, "chassis "+c.String(), ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdChassisControl, []byte{byte(c)})
+	return err
 }
 
 // SetBootFlags sets the boot device for the next boot (or every boot, when persistent),
 // as xCAT's rsetboot does: first boot option parameter 3 so that the BMC does not clear
 // the flags after 60 s (a BMC that does not support it is not an error), then parameter 5.
 func (s *Session) SetBootFlags(ctx context.Context, f ipmi.BootFlags) error {
-	_, err := s.Do(ctx, ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdSetSystemBootOptions,
+	_, err := s.call(ctx, "set boot option 3", ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdSetSystemBootOptions,
 		[]byte{ipmi.BootParamFlagValidClear, ipmi.DontClearOnTimeout})
 	var cc ipmi.CompletionCode
 	if err != nil && !(errors.As(err, &cc) && (cc == ipmi.CodeParamNotSupported || cc == ipmi.CodeInvalidCommand || cc == 0xCC)) {
-		return fmt.Errorf("lanplus: %s: set boot option 3: %w", s.cfg.Addr, err)
+		return err
 	}
-	data := f.Append([]byte{ipmi.BootParamFlags})
-	if _, err := s.Do(ctx, ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdSetSystemBootOptions, data); err != nil {
-		return fmt.Errorf("lanplus: %s: set boot flags: %w", s.cfg.Addr, err)
-	}
-	return nil
+	_, err = s.call(ctx, "set boot flags", ipmi.PrivOperator, ipmi.NetFnChassis, ipmi.CmdSetSystemBootOptions, f.Append([]byte{ipmi.BootParamFlags}))
+	return err
 }
 
 // BootFlags reads boot option parameter 5.
 func (s *Session) BootFlags(ctx context.Context) (ipmi.BootFlags, error) {
-	b, err := s.Do(ctx, ipmi.PrivUser, ipmi.NetFnChassis, ipmi.CmdGetSystemBootOptions, []byte{ipmi.BootParamFlags, 0, 0})
+	b, err := s.call(ctx, "get boot flags", ipmi.PrivUser, ipmi.NetFnChassis, ipmi.CmdGetSystemBootOptions, []byte{ipmi.BootParamFlags, 0, 0})
 	if err != nil {
-		return ipmi.BootFlags{}, fmt.Errorf("lanplus: %s: get boot flags: %w", s.cfg.Addr, err)
+		return ipmi.BootFlags{}, err
 	}
 	return ipmi.ParseBootFlags(b)
 }
