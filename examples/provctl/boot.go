@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/provkit/provkit/bmc"
 	"github.com/provkit/provkit/cluster"
 	"github.com/spf13/cobra"
 )
@@ -45,27 +47,44 @@ func (a *app) nodesetCmd() *cobra.Command {
 }
 
 func (a *app) nodestatCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "nodestat noderange",
-		Short: "Show each node's last reported state",
+	var power bool
+	c := &cobra.Command{
+		Use:   "nodestat noderange [-p]",
+		Short: "Show each node's last reported state (-p: with its power state)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			names, v, err := a.nodes(c.Context(), args[0])
+			ctx := c.Context()
+			names, v, err := a.nodes(ctx, args[0])
 			if err != nil {
 				return err
 			}
+			var results []bmc.Result
+			if power {
+				targets, err := bmcTargets(v, names)
+				if err != nil {
+					return err
+				}
+				cl := &bmc.Client{}
+				defer cl.Close(context.WithoutCancel(ctx))
+				results = cl.Power(ctx, targets, bmc.Stat)
+			}
 			out := bufio.NewWriter(a.stdout)
 			defer out.Flush()
-			for _, n := range names {
+			for i, n := range names {
 				st := v.NodeAttr(n, "status")
 				if st == "" {
 					st = "unknown"
+				}
+				if power {
+					st = bmc.StatWithPower(st, results[i])
 				}
 				fmt.Fprintf(out, "%s: %s\n", n, st)
 			}
 			return nil
 		},
 	}
+	c.Flags().BoolVarP(&power, "powerstat", "p", false, "add the power state read from the BMC")
+	return c
 }
 
 func (a *app) updatenodestatCmd() *cobra.Command {
