@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -64,13 +63,13 @@ type CSVWriter struct {
 }
 
 // NewCSVWriter writes the header line for columns and returns a writer for the rows.
-// Column names must be non-empty and may not contain ",", quotes or line breaks.
+// Column names must be non-empty and may not contain ",", quotes or white space.
 func NewCSVWriter(w io.Writer, columns []string) (*CSVWriter, error) {
 	if len(columns) == 0 {
 		return nil, errors.New("csv: no columns")
 	}
 	for _, c := range columns {
-		if c == "" || strings.ContainsAny(c, ",\"\r\n") {
+		if c == "" || strings.ContainsAny(c, ",\"") || strings.IndexFunc(c, rxIsSpace) >= 0 {
 			return nil, fmt.Errorf("csv: column name %q cannot be written in a header", c)
 		}
 	}
@@ -131,10 +130,10 @@ func NewCSVReader(r io.Reader) (*CSVReader, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	if !bytes.HasPrefix(line, []byte("#")) {
+	if !strings.HasPrefix(line, "#") {
 		return nil, &CSVError{Line: 1, Err: ErrCSVHeader}
 	}
-	h := strings.ReplaceAll(string(line), `"`, "")
+	h := strings.ReplaceAll(line, `"`, "")
 	h = strings.TrimPrefix(h, "#")
 	h = strings.TrimRightFunc(h, rxIsSpace)
 	cr.header = rxPerlSplit(h, ',')
@@ -148,45 +147,45 @@ func NewCSVReader(r io.Reader) (*CSVReader, error) {
 func (r *CSVReader) Header() []string { return r.header }
 
 // readLine returns the next line without its "\n", and io.EOF after the last one.
-func (r *CSVReader) readLine() ([]byte, error) {
+func (r *CSVReader) readLine() (string, error) {
 	if r.eof {
-		return nil, io.EOF
+		return "", io.EOF
 	}
-	var line []byte
-	for {
-		chunk, err := r.r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > csvMaxRecord {
-			return nil, &CSVError{Line: r.line + 1, Err: ErrCSVRecordTooLong}
+	chunk, err := r.r.ReadSlice('\n')
+	var long []byte // a line longer than the buffer
+	for errors.Is(err, bufio.ErrBufferFull) {
+		long = append(long, chunk...)
+		if len(long) > csvMaxRecord {
+			return "", &CSVError{Line: r.line + 1, Err: ErrCSVRecordTooLong}
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		chunk, err = r.r.ReadSlice('\n')
+	}
+	if long != nil {
+		chunk = append(long, chunk...)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("csv: line %d: %w", r.line+1, err)
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("csv: line %d: %w", r.line+1, err)
-			}
-			r.eof = true
-			if len(line) == 0 {
-				return nil, io.EOF
-			}
-			r.line++
-			return line, nil
+		r.eof = true
+		if len(chunk) == 0 {
+			return "", io.EOF
 		}
 		r.line++
-		return line[:len(line)-1], nil
+		return string(chunk), nil
 	}
+	r.line++
+	return string(chunk[:len(chunk)-1]), nil
 }
 
 // Read returns the next record, its fields aligned to Header(): missing trailing fields are
 // "". It returns io.EOF after the last record, and a *CSVError for a malformed one.
 func (r *CSVReader) Read() ([]string, error) {
-	line, err := r.readLine()
+	text, err := r.readLine()
 	if err != nil {
 		return nil, err
 	}
 	row := make([]string, len(r.header))
-	text := line
 	end := csvTrimmedLen(text)
 	pos := 0
 	for col := range row {
@@ -196,24 +195,32 @@ func (r *CSVReader) Read() ([]string, error) {
 		case text[pos] == ',':
 			pos++
 		case text[pos] != '"':
-			j := bytes.IndexByte(text[pos:end], ',')
 			field := text[pos:end]
-			if j >= 0 {
-				field = text[pos : pos+j]
+			if j := strings.IndexByte(field, ','); j >= 0 {
+				field = field[:j]
 			}
-			if bytes.IndexByte(field, '"') >= 0 {
+			if strings.IndexByte(field, '"') >= 0 {
 				return nil, &CSVError{Line: r.line, Err: ErrCSVMissingQuote}
 			}
-			row[col] = string(field)
+			row[col] = field
 			pos += len(field)
 			if pos < end {
 				pos++ // the comma
 			}
 		default:
-			var val []byte
 			pos++
+			// Most values end on their line without a doubled quote: a substring.
+			if j := strings.IndexByte(text[pos:], '"'); j >= 0 {
+				k := pos + j + 1
+				if k >= end || text[k] == ',' {
+					row[col] = text[pos : pos+j]
+					pos = min(k+1, end)
+					continue
+				}
+			}
+			var val []byte
 			for {
-				j := bytes.IndexByte(text[pos:], '"')
+				j := strings.IndexByte(text[pos:], '"')
 				if j < 0 {
 					// The value goes on on the next line.
 					val = append(val, text[pos:]...)
@@ -258,7 +265,7 @@ func (r *CSVReader) Read() ([]string, error) {
 }
 
 // csvTrimmedLen is the length of line without trailing white space (Perl's \s).
-func csvTrimmedLen(line []byte) int {
+func csvTrimmedLen(line string) int {
 	n := len(line)
 	for n > 0 && rxIsSpace(rune(line[n-1])) {
 		n--
