@@ -89,6 +89,16 @@ type RegexAttr struct {
 	evaluate bool
 	// exprs holds the parsed groups of the replacement text, by their text.
 	exprs map[string]rxParsed
+	// segs is the replacement cut at its groups: literal text before each group, and
+	// tail after the last one.
+	segs []rxSeg
+	tail string
+}
+
+type rxSeg struct {
+	lit   string
+	group string
+	expr  rxParsed
 }
 
 type rxParsed struct {
@@ -129,7 +139,7 @@ func CompileRegexAttr(value string) (*RegexAttr, error) {
 	// parenthesis, which is always the case unless node names contain them.
 	rest := r.repl
 	for i := 0; i < rxMaxGroups; i++ {
-		_, group, next, ok := rxExtractBracketed(rest)
+		prev, group, next, ok := rxExtractBracketed(rest)
 		if !ok {
 			break
 		}
@@ -137,12 +147,16 @@ func CompileRegexAttr(value string) (*RegexAttr, error) {
 		if r.exprs == nil {
 			r.exprs = make(map[string]rxParsed)
 		}
-		if _, seen := r.exprs[group]; !seen {
+		p, seen := r.exprs[group]
+		if !seen {
 			n, err := rxParse(group)
-			r.exprs[group] = rxParsed{n, err}
+			p = rxParsed{n, err}
+			r.exprs[group] = p
 		}
+		r.segs = append(r.segs, rxSeg{lit: prev, group: group, expr: p})
 		rest = next
 	}
+	r.tail = rest
 	return r, nil
 }
 
@@ -151,7 +165,10 @@ func (r *RegexAttr) String() string { return r.value }
 
 // Expand resolves r for node. A value that is not a regex form is returned unchanged; ""
 // means the attribute is unset for that node.
-func (r *RegexAttr) Expand(node string) string {
+func (r *RegexAttr) Expand(node string) string { return r.expand(node, true) }
+
+// expand resolves r; fast allows the one-pass evaluation (tests compare both ways).
+func (r *RegexAttr) expand(node string, fast bool) string {
 	switch r.kind {
 	case rxPlain:
 		return r.value
@@ -162,6 +179,7 @@ func (r *RegexAttr) Expand(node string) string {
 		}
 		return node[:loc[0]] + r.repl + node[loc[1]:]
 	}
+	var capsBuf [8]rxCapture
 	var caps []rxCapture
 	start, end := 0, len(node)
 	if r.kind == rxShort {
@@ -172,7 +190,11 @@ func (r *RegexAttr) Expand(node string) string {
 			return node
 		}
 		start, end = loc[0], loc[1]
-		caps = make([]rxCapture, len(loc)/2)
+		if n := len(loc) / 2; n <= len(capsBuf) {
+			caps = capsBuf[:n]
+		} else {
+			caps = make([]rxCapture, n)
+		}
 		for i := range caps {
 			if loc[2*i] >= 0 {
 				caps[i] = rxCapture{s: node[loc[2*i]:loc[2*i+1]], ok: true}
@@ -183,6 +205,31 @@ func (r *RegexAttr) Expand(node string) string {
 		return node[:start] + r.repl + node[end:]
 	}
 	pre, post := node[:start], node[end:]
+	if fast && pre == "" && post == "" {
+		// xCAT rescans the replacement after each group; as long as no value holds a
+		// parenthesis, that meets the groups found at compile time, in order.
+		var b strings.Builder
+		b.Grow(len(r.repl) + 16)
+		fast := true
+		for _, sg := range r.segs {
+			b.WriteString(sg.lit)
+			v := ""
+			if sg.expr.err == nil {
+				if val, err := sg.expr.node.eval(caps); err == nil {
+					v = val.str()
+				}
+			}
+			if strings.ContainsAny(v, "()") {
+				fast = false
+				break
+			}
+			b.WriteString(v)
+		}
+		if fast {
+			b.WriteString(r.tail)
+			return b.String()
+		}
+	}
 	ret := r.repl
 	for i := 0; i < rxMaxGroups; i++ {
 		prev, group, next, ok := rxExtractBracketed(ret)
