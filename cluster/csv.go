@@ -8,27 +8,6 @@ import (
 	"strings"
 )
 
-// tabdump / tabrestore CSV, as xCAT's tabutils.pm writes and reads it.
-//
-// The header is "#" and the column names joined by ",". Each row is one line: a non-empty
-// value is written between double quotes with every " doubled, an empty (unset) value is
-// written as nothing, and the fields are joined by ",". Values may hold commas, quotes and
-// newlines; a newline makes the record span lines.
-//
-// Reading follows tabrestore: the first line must start with "#"; quotes are removed from
-// it, then the "#" and trailing white space, and it is split on ","; a field is empty (at a
-// "," or the end of the line), unquoted (up to the next ",", without any ") or quoted (up
-// to a " followed by "," or the end of the line, "" standing for "); a quoted value
-// continues on the next line when its closing quote is not on this one; trailing white
-// space of a line is ignored; a line may have fewer fields than the header (the rest are
-// empty) and one extra empty field, but not more.
-//
-// One difference from xCAT, so that writing and reading give back the same values: inside
-// a quoted value that spans lines, xCAT strips the trailing white space of every line
-// (losing spaces before a line break and blank lines within the value); here the value's
-// text is kept exactly. Line numbers in errors count the lines of the file from 1, the
-// header being line 1 (xCAT counts data lines from 0).
-
 // The errors of reading CSV, each wrapped in a *CSVError with the line number.
 var (
 	//lint:ignore ST1005 the exact text of xCAT's tabrestore
@@ -54,8 +33,13 @@ func (e *CSVError) Error() string { return fmt.Sprintf("%v on line %d", e.Err, e
 
 func (e *CSVError) Unwrap() error { return e.Err }
 
-// CSVWriter writes tabdump CSV. Each Write makes one Write call on the underlying writer;
-// wrap it in a bufio.Writer when writing many rows.
+// CSVWriter writes tabdump CSV, as xCAT's tabutils.pm does. Each Write makes one Write call
+// on the underlying writer; wrap it in a bufio.Writer when writing many rows.
+//
+// The header is "#" and the column names joined by ",". Each row is one line: a non-empty
+// value is written between double quotes with every " doubled, an empty (unset) value is
+// written as nothing, and the fields are joined by ",". Values may hold commas, quotes and
+// newlines; a newline makes the record span lines.
 type CSVWriter struct {
 	w     io.Writer
 	ncols int
@@ -115,7 +99,21 @@ func (w *CSVWriter) Write(row []string) error {
 	return err
 }
 
-// CSVReader reads tabrestore CSV, one record at a time.
+// CSVReader reads tabrestore CSV, one record at a time, as xCAT's tabutils.pm does.
+//
+// Reading follows tabrestore: the first line must start with "#"; quotes are removed from
+// it, then the "#" and trailing white space, and it is split on ","; a field is empty (at a
+// "," or the end of the line), unquoted (up to the next ",", without any ") or quoted (up
+// to a " followed by "," or the end of the line, "" standing for "); a quoted value
+// continues on the next line when its closing quote is not on this one; trailing white
+// space of a line is ignored; a line may have fewer fields than the header (the rest are
+// empty) and one extra empty field, but not more.
+//
+// One difference from xCAT, so that writing and reading give back the same values: inside
+// a quoted value that spans lines, xCAT strips the trailing white space of every line
+// (losing spaces before a line break and blank lines within the value); here the value's
+// text is kept exactly. Line numbers in errors count the lines of the file from 1, the
+// header being line 1 (xCAT counts data lines from 0).
 type CSVReader struct {
 	r      *bufio.Reader
 	header []string

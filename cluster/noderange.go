@@ -11,45 +11,6 @@ import (
 	"strings"
 )
 
-// xCAT noderange expansion, as xCAT's NodeRange.pm (noderange, expandatom) does it.
-//
-// An expression is a list of atoms joined by "," (union) or "@" (intersection, binding
-// tighter: "a,b@c" is a plus the nodes in both b and c). "-atom" excludes; exclusions are
-// applied after everything else, wherever they appear. Each atom is, in this order:
-//
-//	node01            an existing node name, taken literally
-//	(a,b)             a parenthesised noderange
-//	grp               a group: its members (a defined group with no members is empty)
-//	mgt==ipmi         nodes whose attribute matches (==, !=, =~ regex, !~; = means ==)
-//	10                a bare number: Prefix+10+Suffix ("node10")
-//	/re               every node whose name matches ^re$
-//	node[01-10]       brackets: ranges, lists and several bracket groups multiplied out
-//	node10+3          node10 up to node13
-//	node01-node10     a range (also ":"); an odd number of "-" is split at the middle one
-//	^/path            every line's first word of the file, each a noderange of its own
-//
-// Ranges keep the zero padding of their start: node01-node10 gives two-digit names,
-// node1-node10 gives node1..node10. The result is a set sorted by byte order (node10 before
-// node2). In verify mode (the default), names that are neither a node nor a group are
-// reported in a *MissingError; in generic mode (RangeOptions.Generic, used by mkdef and
-// nodeadd) they are returned as names to create.
-//
-// Differences from xCAT, chosen for safety or clarity (checked by running xCAT's
-// NodeRange.pm code on 4,000 generated expressions: every other result is the same):
-//   - malformed input is an error naming the atom, where xCAT yields nothing, a literal
-//     name or garbage: unbalanced brackets or parentheses, a bad regular expression, a range
-//     that runs backwards (node10-node05) or whose ends cannot be padded alike
-//     (node01-node5, which Perl's ".." runs as nothing), "+N" on a name without a number, a
-//     bracket range with no name before "[", brackets inside brackets, an attribute
-//     selector without an operator;
-//   - an unreadable ^file is an error (xCAT skips it), and "-^file" and "@^file" exclude and
-//     intersect (xCAT always adds the file's nodes);
-//   - a "(" that does not begin an atom belongs to it, so /d(1.?.?|200) is a regular
-//     expression (xCAT breaks it into a group), and nested parentheses split correctly
-//     (xCAT's comma split mis-cuts "(a,(b,c))");
-//   - missing names are reported once each, and those found before a ^file atom are not
-//     forgotten; a file line ending in CR LF works.
-
 // NodeSource is what noderange expansion needs to know about the cluster.
 type NodeSource interface {
 	IsNode(name string) bool // an enabled nodelist row with that exact name
@@ -93,7 +54,45 @@ const (
 	nrMaxDepth   = 64
 )
 
-// ExpandNoderange returns the sorted, duplicate-free node names of expr.
+// ExpandNoderange returns the sorted, duplicate-free node names of expr, an xCAT
+// noderange, expanded as xCAT's NodeRange.pm (noderange, expandatom) does it.
+//
+// An expression is a list of atoms joined by "," (union) or "@" (intersection, binding
+// tighter: "a,b@c" is a plus the nodes in both b and c). "-atom" excludes; exclusions are
+// applied after everything else, wherever they appear. Each atom is, in this order:
+//
+//	node01            an existing node name, taken literally
+//	(a,b)             a parenthesised noderange
+//	grp               a group: its members (a defined group with no members is empty)
+//	mgt==ipmi         nodes whose attribute matches (==, !=, =~ regex, !~; = means ==)
+//	10                a bare number: Prefix+10+Suffix ("node10")
+//	/re               every node whose name matches ^re$
+//	node[01-10]       brackets: ranges, lists and several bracket groups multiplied out
+//	node10+3          node10 up to node13
+//	node01-node10     a range (also ":"); an odd number of "-" is split at the middle one
+//	^/path            every line's first word of the file, each a noderange of its own
+//
+// Ranges keep the zero padding of their start: node01-node10 gives two-digit names,
+// node1-node10 gives node1..node10. The result is a set sorted by byte order (node10 before
+// node2). In verify mode (the default), names that are neither a node nor a group are
+// reported in a *MissingError; in generic mode (RangeOptions.Generic, used by mkdef and
+// nodeadd) they are returned as names to create.
+//
+// Differences from xCAT, chosen for safety or clarity (checked by running xCAT's
+// NodeRange.pm code on 4,000 generated expressions: every other result is the same):
+//   - malformed input is an error naming the atom, where xCAT yields nothing, a literal
+//     name or garbage: unbalanced brackets or parentheses, a bad regular expression, a range
+//     that runs backwards (node10-node05) or whose ends cannot be padded alike
+//     (node01-node5, which Perl's ".." runs as nothing), "+N" on a name without a number, a
+//     bracket range with no name before "[", brackets inside brackets, an attribute
+//     selector without an operator;
+//   - an unreadable ^file is an error (xCAT skips it), and "-^file" and "@^file" exclude and
+//     intersect (xCAT always adds the file's nodes);
+//   - a "(" that does not begin an atom belongs to it, so /d(1.?.?|200) is a regular
+//     expression (xCAT breaks it into a group), and nested parentheses split correctly
+//     (xCAT's comma split mis-cuts "(a,(b,c))");
+//   - missing names are reported once each, and those found before a ^file atom are not
+//     forgotten; a file line ending in CR LF works.
 //
 // In verify mode, when some names do not exist, it returns the names that do together
 // with a *MissingError listing the others. src may be nil for a purely syntactic expansion
@@ -388,11 +387,15 @@ func (e *nrExpander) selector(a string) ([]string, error) {
 	return nodes, nil
 }
 
-// nrShortnames are xCAT's attribute aliases in selectors.
-var nrShortnames = map[string]string{
-	"groups": "nodelist.groups",
-	"tags":   "nodelist.groups",
-	"mgt":    "nodehm.mgt",
+// nrShortname maps xCAT's attribute aliases in selectors to table.column.
+func nrShortname(attr string) string {
+	switch attr {
+	case "groups", "tags":
+		return "nodelist.groups"
+	case "mgt":
+		return "nodehm.mgt"
+	}
+	return attr
 }
 
 // nrParseSelector splits an attribute selector with the precedence of xCAT's
@@ -419,9 +422,7 @@ func nrParseSelector(a string) (Where, error) {
 	if w.Attr == "" {
 		return w, fmt.Errorf("attribute selector %q names no attribute", a)
 	}
-	if t, ok := nrShortnames[w.Attr]; ok {
-		w.Attr = t
-	}
+	w.Attr = nrShortname(w.Attr)
 	if w.Op == "=~" || w.Op == "!~" {
 		if _, err := rxCompile(w.Value); err != nil {
 			return w, fmt.Errorf("attribute selector %q: %v", a, err)

@@ -11,42 +11,6 @@ import (
 	"unicode/utf8"
 )
 
-// Regex-valued attributes, as xCAT's Table.pm (transRegexAttrs) resolves them.
-//
-// A value of a group row may compute each member's value from the member's name:
-//
-//	/pattern/replacement/        Perl s/pattern/replacement/ applied once to the node name
-//	|pattern|replacement|        the same, after evaluating each (...) group of replacement
-//	|replacement|                short form: pattern is [\D0]*(\d+) once per number in the name
-//
-// In the | forms every top-level balanced (...) group of the replacement, leftmost first, is
-// evaluated as Perl integer arithmetic ("use integer") while $1, $2, ... hold the captures of
-// the pattern matched against the node name, and the group is replaced by the result. Captures
-// are decimal strings: a lone ($1) keeps leading zeros, arithmetic drops them (never octal).
-// The evaluated replacement then replaces the part of the node name the pattern matched; the
-// unmatched rest of the name survives, and a name the pattern does not match is returned as
-// it is. The replacement text itself is literal, as in xCAT: "$1" outside parentheses is not
-// expanded (Perl interpolates the variable holding the replacement only once).
-//
-// Inside a group: numbers in Perl's syntax (decimal, 0x hex, 0b binary, leading-zero octal,
-// _ separators, 1.5, .5, 10., 1e3, and v-strings such as 65.66.67), 'single' and "double"
-// quoted strings ("$1" interpolates), $N and ${N}, barewords (strings, as in Perl without
-// strict: text of the node name outside the match becomes part of the expression), unary -
-// (string negation included) and +, * / % (integer: / truncates toward zero, % takes the
-// sign of the dividend), + - and the string concatenation ".", the comma operator (the last
-// value counts; lists flatten into function arguments) and xCAT's helper functions mknum,
-// a2idx, a2zidx, dim2idx, skip and ipadd (dim2idx and skip compute in floating point, as
-// they run outside "use integer" in xCAT). Anything else (comparison, **, the .. range
-// operator, ++/--, other functions) is an evaluation error, as is a division by zero; an
-// evaluation error turns that group into an empty string, as xCAT's Safe->reval does; an
-// empty final result means the attribute is unset. This was checked against xCAT's
-// transRegexAttrs run by Perl 5.36 on 26,000 generated values: all agree but those using
-// the .. operator.
-//
-// Patterns are Perl regular expressions run by Go's RE2 engine: \Z, \h, \H, \v and \e are
-// translated; features RE2 cannot express (backreferences, lookaround, possessive or atomic
-// groups) are reported as errors when the value is compiled.
-
 // rxKind is the form of a regex-valued attribute.
 type rxKind uint8
 
@@ -262,9 +226,43 @@ func (r *RegexAttr) eval(expr string, cacheable bool, caps []rxCapture) string {
 	return v.str()
 }
 
-// ExpandRegexAttr resolves value for node; values that are not regex forms come back
-// unchanged and "" means unset. It compiles value on every call: to resolve one value for
-// many nodes, use CompileRegexAttr or a RegexCache.
+// ExpandRegexAttr resolves value for node as xCAT's Table.pm (transRegexAttrs) does; values
+// that are not regex forms come back unchanged and "" means unset. It compiles value on
+// every call: to resolve one value for many nodes, use CompileRegexAttr or a RegexCache.
+//
+// A value of a group row may compute each member's value from the member's name:
+//
+//	/pattern/replacement/        Perl s/pattern/replacement/ applied once to the node name
+//	|pattern|replacement|        the same, after evaluating each (...) group of replacement
+//	|replacement|                short form: pattern is [\D0]*(\d+) once per number in the name
+//
+// In the | forms every top-level balanced (...) group of the replacement, leftmost first, is
+// evaluated as Perl integer arithmetic ("use integer") while $1, $2, ... hold the captures of
+// the pattern matched against the node name, and the group is replaced by the result. Captures
+// are decimal strings: a lone ($1) keeps leading zeros, arithmetic drops them (never octal).
+// The evaluated replacement then replaces the part of the node name the pattern matched; the
+// unmatched rest of the name survives, and a name the pattern does not match is returned as
+// it is. The replacement text itself is literal, as in xCAT: "$1" outside parentheses is not
+// expanded (Perl interpolates the variable holding the replacement only once).
+//
+// Inside a group: numbers in Perl's syntax (decimal, 0x hex, 0b binary, leading-zero octal,
+// _ separators, 1.5, .5, 10., 1e3, and v-strings such as 65.66.67), 'single' and "double"
+// quoted strings ("$1" interpolates), $N and ${N}, barewords (strings, as in Perl without
+// strict: text of the node name outside the match becomes part of the expression), unary -
+// (string negation included) and +, * / % (integer: / truncates toward zero, % takes the
+// sign of the dividend), + - and the string concatenation ".", the comma operator (the last
+// value counts; lists flatten into function arguments) and xCAT's helper functions mknum,
+// a2idx, a2zidx, dim2idx, skip and ipadd (dim2idx and skip compute in floating point, as
+// they run outside "use integer" in xCAT). Anything else (comparison, **, the .. range
+// operator, ++/--, other functions) is an evaluation error, as is a division by zero; an
+// evaluation error turns that group into an empty string, as xCAT's Safe->reval does; an
+// empty final result means the attribute is unset. This was checked against xCAT's
+// transRegexAttrs run by Perl 5.36 on 26,000 generated values: all agree but those using
+// the .. operator.
+//
+// Patterns are Perl regular expressions run by Go's RE2 engine: \Z, \h, \H, \v and \e are
+// translated; features RE2 cannot express (backreferences, lookaround, possessive or atomic
+// groups) are reported as errors when the value is compiled.
 func ExpandRegexAttr(value, node string) (string, error) {
 	if rxKindOf(value) == rxPlain {
 		return value, nil
@@ -929,12 +927,15 @@ func rxPerlSplit(s string, sep byte) []string {
 	return f
 }
 
-// rxPerlWords are words Perl reads as operators or quote-like constructs, never as
+// rxPerlWord reports words Perl reads as operators or quote-like constructs, never as
 // barewords.
-var rxPerlWords = map[string]bool{
-	"q": true, "qq": true, "qw": true, "qr": true, "qx": true, "m": true, "s": true, "y": true, "tr": true,
-	"x": true, "lt": true, "gt": true, "le": true, "ge": true, "eq": true, "ne": true, "cmp": true,
-	"and": true, "or": true, "not": true, "xor": true,
+func rxPerlWord(w string) bool {
+	switch w {
+	case "q", "qq", "qw", "qr", "qx", "m", "s", "y", "tr", "x", "lt", "gt", "le", "ge", "eq", "ne",
+		"cmp", "and", "or", "not", "xor":
+		return true
+	}
+	return false
 }
 
 // rxParse parses one evaluated group.
@@ -1097,7 +1098,7 @@ func (p *rxParser) primary() (*rxNode, error) {
 		if p.peek() != '(' {
 			// A bareword is a string, as in Perl without strict; it comes from the part of
 			// the node name the pattern did not match ("node-(1+1)" is "node" - 2).
-			if rxPerlWords[name] {
+			if rxPerlWord(name) {
 				return nil, errRxEval
 			}
 			return &rxNode{op: 'l', lit: rxVal{s: name}}, nil
