@@ -2,33 +2,11 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
-
-// tabdump / tabrestore CSV, as xCAT's tabutils.pm writes and reads it.
-//
-// The header is "#" and the column names joined by ",". Each row is one line: a non-empty
-// value is written between double quotes with every " doubled, an empty (unset) value is
-// written as nothing, and the fields are joined by ",". Values may hold commas, quotes and
-// newlines; a newline makes the record span lines.
-//
-// Reading follows tabrestore: the first line must start with "#"; quotes are removed from
-// it, then the "#" and trailing white space, and it is split on ","; a field is empty (at a
-// "," or the end of the line), unquoted (up to the next ",", without any ") or quoted (up
-// to a " followed by "," or the end of the line, "" standing for "); a quoted value
-// continues on the next line when its closing quote is not on this one; trailing white
-// space of a line is ignored; a line may have fewer fields than the header (the rest are
-// empty) and one extra empty field, but not more.
-//
-// One difference from xCAT, so that writing and reading give back the same values: inside
-// a quoted value that spans lines, xCAT strips the trailing white space of every line
-// (losing spaces before a line break and blank lines within the value); here the value's
-// text is kept exactly. Line numbers in errors count the lines of the file from 1, the
-// header being line 1 (xCAT counts data lines from 0).
 
 // The errors of reading CSV, each wrapped in a *CSVError with the line number.
 var (
@@ -55,8 +33,13 @@ func (e *CSVError) Error() string { return fmt.Sprintf("%v on line %d", e.Err, e
 
 func (e *CSVError) Unwrap() error { return e.Err }
 
-// CSVWriter writes tabdump CSV. Each Write makes one Write call on the underlying writer;
-// wrap it in a bufio.Writer when writing many rows.
+// CSVWriter writes tabdump CSV, as xCAT's tabutils.pm does. Each Write makes one Write call
+// on the underlying writer; wrap it in a bufio.Writer when writing many rows.
+//
+// The header is "#" and the column names joined by ",". Each row is one line: a non-empty
+// value is written between double quotes with every " doubled, an empty (unset) value is
+// written as nothing, and the fields are joined by ",". Values may hold commas, quotes and
+// newlines; a newline makes the record span lines.
 type CSVWriter struct {
 	w     io.Writer
 	ncols int
@@ -64,13 +47,13 @@ type CSVWriter struct {
 }
 
 // NewCSVWriter writes the header line for columns and returns a writer for the rows.
-// Column names must be non-empty and may not contain ",", quotes or line breaks.
+// Column names must be non-empty and may not contain ",", quotes or white space.
 func NewCSVWriter(w io.Writer, columns []string) (*CSVWriter, error) {
 	if len(columns) == 0 {
 		return nil, errors.New("csv: no columns")
 	}
 	for _, c := range columns {
-		if c == "" || strings.ContainsAny(c, ",\"\r\n") {
+		if c == "" || strings.ContainsAny(c, ",\"") || strings.IndexFunc(c, rxIsSpace) >= 0 {
 			return nil, fmt.Errorf("csv: column name %q cannot be written in a header", c)
 		}
 	}
@@ -116,7 +99,21 @@ func (w *CSVWriter) Write(row []string) error {
 	return err
 }
 
-// CSVReader reads tabrestore CSV, one record at a time.
+// CSVReader reads tabrestore CSV, one record at a time, as xCAT's tabutils.pm does.
+//
+// Reading follows tabrestore: the first line must start with "#"; quotes are removed from
+// it, then the "#" and trailing white space, and it is split on ","; a field is empty (at a
+// "," or the end of the line), unquoted (up to the next ",", without any ") or quoted (up
+// to a " followed by "," or the end of the line, "" standing for "); a quoted value
+// continues on the next line when its closing quote is not on this one; trailing white
+// space of a line is ignored; a line may have fewer fields than the header (the rest are
+// empty) and one extra empty field, but not more.
+//
+// One difference from xCAT, so that writing and reading give back the same values: inside
+// a quoted value that spans lines, xCAT strips the trailing white space of every line
+// (losing spaces before a line break and blank lines within the value); here the value's
+// text is kept exactly. Line numbers in errors count the lines of the file from 1, the
+// header being line 1 (xCAT counts data lines from 0).
 type CSVReader struct {
 	r      *bufio.Reader
 	header []string
@@ -131,10 +128,10 @@ func NewCSVReader(r io.Reader) (*CSVReader, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	if !bytes.HasPrefix(line, []byte("#")) {
+	if !strings.HasPrefix(line, "#") {
 		return nil, &CSVError{Line: 1, Err: ErrCSVHeader}
 	}
-	h := strings.ReplaceAll(string(line), `"`, "")
+	h := strings.ReplaceAll(line, `"`, "")
 	h = strings.TrimPrefix(h, "#")
 	h = strings.TrimRightFunc(h, rxIsSpace)
 	cr.header = rxPerlSplit(h, ',')
@@ -148,45 +145,45 @@ func NewCSVReader(r io.Reader) (*CSVReader, error) {
 func (r *CSVReader) Header() []string { return r.header }
 
 // readLine returns the next line without its "\n", and io.EOF after the last one.
-func (r *CSVReader) readLine() ([]byte, error) {
+func (r *CSVReader) readLine() (string, error) {
 	if r.eof {
-		return nil, io.EOF
+		return "", io.EOF
 	}
-	var line []byte
-	for {
-		chunk, err := r.r.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > csvMaxRecord {
-			return nil, &CSVError{Line: r.line + 1, Err: ErrCSVRecordTooLong}
+	chunk, err := r.r.ReadSlice('\n')
+	var long []byte // a line longer than the buffer
+	for errors.Is(err, bufio.ErrBufferFull) {
+		long = append(long, chunk...)
+		if len(long) > csvMaxRecord {
+			return "", &CSVError{Line: r.line + 1, Err: ErrCSVRecordTooLong}
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		chunk, err = r.r.ReadSlice('\n')
+	}
+	if long != nil {
+		chunk = append(long, chunk...)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("csv: line %d: %w", r.line+1, err)
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("csv: line %d: %w", r.line+1, err)
-			}
-			r.eof = true
-			if len(line) == 0 {
-				return nil, io.EOF
-			}
-			r.line++
-			return line, nil
+		r.eof = true
+		if len(chunk) == 0 {
+			return "", io.EOF
 		}
 		r.line++
-		return line[:len(line)-1], nil
+		return string(chunk), nil
 	}
+	r.line++
+	return string(chunk[:len(chunk)-1]), nil
 }
 
 // Read returns the next record, its fields aligned to Header(): missing trailing fields are
 // "". It returns io.EOF after the last record, and a *CSVError for a malformed one.
 func (r *CSVReader) Read() ([]string, error) {
-	line, err := r.readLine()
+	text, err := r.readLine()
 	if err != nil {
 		return nil, err
 	}
 	row := make([]string, len(r.header))
-	text := line
 	end := csvTrimmedLen(text)
 	pos := 0
 	for col := range row {
@@ -196,24 +193,32 @@ func (r *CSVReader) Read() ([]string, error) {
 		case text[pos] == ',':
 			pos++
 		case text[pos] != '"':
-			j := bytes.IndexByte(text[pos:end], ',')
 			field := text[pos:end]
-			if j >= 0 {
-				field = text[pos : pos+j]
+			if j := strings.IndexByte(field, ','); j >= 0 {
+				field = field[:j]
 			}
-			if bytes.IndexByte(field, '"') >= 0 {
+			if strings.IndexByte(field, '"') >= 0 {
 				return nil, &CSVError{Line: r.line, Err: ErrCSVMissingQuote}
 			}
-			row[col] = string(field)
+			row[col] = field
 			pos += len(field)
 			if pos < end {
 				pos++ // the comma
 			}
 		default:
-			var val []byte
 			pos++
+			// Most values end on their line without a doubled quote: a substring.
+			if j := strings.IndexByte(text[pos:], '"'); j >= 0 {
+				k := pos + j + 1
+				if k >= end || text[k] == ',' {
+					row[col] = text[pos : pos+j]
+					pos = min(k+1, end)
+					continue
+				}
+			}
+			var val []byte
 			for {
-				j := bytes.IndexByte(text[pos:], '"')
+				j := strings.IndexByte(text[pos:], '"')
 				if j < 0 {
 					// The value goes on on the next line.
 					val = append(val, text[pos:]...)
@@ -258,7 +263,7 @@ func (r *CSVReader) Read() ([]string, error) {
 }
 
 // csvTrimmedLen is the length of line without trailing white space (Perl's \s).
-func csvTrimmedLen(line []byte) int {
+func csvTrimmedLen(line string) int {
 	n := len(line)
 	for n > 0 && rxIsSpace(rune(line[n-1])) {
 		n--

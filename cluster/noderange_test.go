@@ -361,6 +361,8 @@ func TestExpandNoderangeErrors(t *testing.T) {
 		{"selector without attribute", "==x", RangeOptions{}, ErrRangeSyntax, "==x"},
 		{"selector bad regex", "nodehm.mgt=~(", RangeOptions{}, ErrRangeSyntax, "nodehm.mgt=~("},
 		{"unreadable file", "^/nonexistent", RangeOptions{}, fs.ErrNotExist, "/nonexistent"},
+		{"bracket without a name", "[1-2]x[1-3]", RangeOptions{Generic: true}, ErrRangeSyntax, "[1-2]x[1-3]"},
+		{"nested brackets", "a[b[1-2]]", RangeOptions{Generic: true}, ErrRangeSyntax, "a[b[1-2]]"},
 		{"recursive bare number prefix", "5", RangeOptions{Prefix: "1"}, ErrRangeSyntax, "nested"},
 	}
 	for _, tt := range tests {
@@ -476,7 +478,7 @@ func BenchmarkExpandNoderange(b *testing.B) {
 		{"group", "compute", RangeOptions{}, 10000},
 		{"bracket", "node[00001-10000]", RangeOptions{}, 10000},
 		{"regex", "/node0[0-9]*[13579]", RangeOptions{}, 5000},
-		{"range minus group", "node00001-node10000,-compute@node0[1-5]000", RangeOptions{}, 9995},
+		{"range minus group", "node00001-node10000,-(compute@node[01000,02000,03000,04000,05000])", RangeOptions{}, 9995},
 		{"generic", "n[00001-10000]", RangeOptions{Generic: true}, 10000},
 		{"refused", "f[1-1000]n[1-1000]x[1-1000]", RangeOptions{}, 0},
 	} {

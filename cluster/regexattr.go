@@ -11,42 +11,6 @@ import (
 	"unicode/utf8"
 )
 
-// Regex-valued attributes, as xCAT's Table.pm (transRegexAttrs) resolves them.
-//
-// A value of a group row may compute each member's value from the member's name:
-//
-//	/pattern/replacement/        Perl s/pattern/replacement/ applied once to the node name
-//	|pattern|replacement|        the same, after evaluating each (...) group of replacement
-//	|replacement|                short form: pattern is [\D0]*(\d+) once per number in the name
-//
-// In the | forms every top-level balanced (...) group of the replacement, leftmost first, is
-// evaluated as Perl integer arithmetic ("use integer") while $1, $2, ... hold the captures of
-// the pattern matched against the node name, and the group is replaced by the result. Captures
-// are decimal strings: a lone ($1) keeps leading zeros, arithmetic drops them (never octal).
-// The evaluated replacement then replaces the part of the node name the pattern matched; the
-// unmatched rest of the name survives, and a name the pattern does not match is returned as
-// it is. The replacement text itself is literal, as in xCAT: "$1" outside parentheses is not
-// expanded (Perl interpolates the variable holding the replacement only once).
-//
-// Inside a group: numbers in Perl's syntax (decimal, 0x hex, 0b binary, leading-zero octal,
-// _ separators, 1.5, .5, 10., 1e3, and v-strings such as 65.66.67), 'single' and "double"
-// quoted strings ("$1" interpolates), $N and ${N}, barewords (strings, as in Perl without
-// strict: text of the node name outside the match becomes part of the expression), unary -
-// (string negation included) and +, * / % (integer: / truncates toward zero, % takes the
-// sign of the dividend), + - and the string concatenation ".", the comma operator (the last
-// value counts; lists flatten into function arguments) and xCAT's helper functions mknum,
-// a2idx, a2zidx, dim2idx, skip and ipadd (dim2idx and skip compute in floating point, as
-// they run outside "use integer" in xCAT). Anything else (comparison, **, the .. range
-// operator, ++/--, other functions) is an evaluation error, as is a division by zero; an
-// evaluation error turns that group into an empty string, as xCAT's Safe->reval does; an
-// empty final result means the attribute is unset. This was checked against xCAT's
-// transRegexAttrs run by Perl 5.36 on 26,000 generated values: all agree but those using
-// the .. operator.
-//
-// Patterns are Perl regular expressions run by Go's RE2 engine: \Z, \h, \H, \v and \e are
-// translated; features RE2 cannot express (backreferences, lookaround, possessive or atomic
-// groups) are reported as errors when the value is compiled.
-
 // rxKind is the form of a regex-valued attribute.
 type rxKind uint8
 
@@ -89,6 +53,16 @@ type RegexAttr struct {
 	evaluate bool
 	// exprs holds the parsed groups of the replacement text, by their text.
 	exprs map[string]rxParsed
+	// segs is the replacement cut at its groups: literal text before each group, and
+	// tail after the last one.
+	segs []rxSeg
+	tail string
+}
+
+type rxSeg struct {
+	lit   string
+	group string
+	expr  rxParsed
 }
 
 type rxParsed struct {
@@ -129,7 +103,7 @@ func CompileRegexAttr(value string) (*RegexAttr, error) {
 	// parenthesis, which is always the case unless node names contain them.
 	rest := r.repl
 	for i := 0; i < rxMaxGroups; i++ {
-		_, group, next, ok := rxExtractBracketed(rest)
+		prev, group, next, ok := rxExtractBracketed(rest)
 		if !ok {
 			break
 		}
@@ -137,12 +111,16 @@ func CompileRegexAttr(value string) (*RegexAttr, error) {
 		if r.exprs == nil {
 			r.exprs = make(map[string]rxParsed)
 		}
-		if _, seen := r.exprs[group]; !seen {
+		p, seen := r.exprs[group]
+		if !seen {
 			n, err := rxParse(group)
-			r.exprs[group] = rxParsed{n, err}
+			p = rxParsed{n, err}
+			r.exprs[group] = p
 		}
+		r.segs = append(r.segs, rxSeg{lit: prev, group: group, expr: p})
 		rest = next
 	}
+	r.tail = rest
 	return r, nil
 }
 
@@ -151,7 +129,10 @@ func (r *RegexAttr) String() string { return r.value }
 
 // Expand resolves r for node. A value that is not a regex form is returned unchanged; ""
 // means the attribute is unset for that node.
-func (r *RegexAttr) Expand(node string) string {
+func (r *RegexAttr) Expand(node string) string { return r.expand(node, true) }
+
+// expand resolves r; fast allows the one-pass evaluation (tests compare both ways).
+func (r *RegexAttr) expand(node string, fast bool) string {
 	switch r.kind {
 	case rxPlain:
 		return r.value
@@ -162,6 +143,7 @@ func (r *RegexAttr) Expand(node string) string {
 		}
 		return node[:loc[0]] + r.repl + node[loc[1]:]
 	}
+	var capsBuf [8]rxCapture
 	var caps []rxCapture
 	start, end := 0, len(node)
 	if r.kind == rxShort {
@@ -172,7 +154,11 @@ func (r *RegexAttr) Expand(node string) string {
 			return node
 		}
 		start, end = loc[0], loc[1]
-		caps = make([]rxCapture, len(loc)/2)
+		if n := len(loc) / 2; n <= len(capsBuf) {
+			caps = capsBuf[:n]
+		} else {
+			caps = make([]rxCapture, n)
+		}
 		for i := range caps {
 			if loc[2*i] >= 0 {
 				caps[i] = rxCapture{s: node[loc[2*i]:loc[2*i+1]], ok: true}
@@ -183,6 +169,31 @@ func (r *RegexAttr) Expand(node string) string {
 		return node[:start] + r.repl + node[end:]
 	}
 	pre, post := node[:start], node[end:]
+	if fast && pre == "" && post == "" {
+		// xCAT rescans the replacement after each group; as long as no value holds a
+		// parenthesis, that meets the groups found at compile time, in order.
+		var b strings.Builder
+		b.Grow(len(r.repl) + 16)
+		fast := true
+		for _, sg := range r.segs {
+			b.WriteString(sg.lit)
+			v := ""
+			if sg.expr.err == nil {
+				if val, err := sg.expr.node.eval(caps); err == nil {
+					v = val.str()
+				}
+			}
+			if strings.ContainsAny(v, "()") {
+				fast = false
+				break
+			}
+			b.WriteString(v)
+		}
+		if fast {
+			b.WriteString(r.tail)
+			return b.String()
+		}
+	}
 	ret := r.repl
 	for i := 0; i < rxMaxGroups; i++ {
 		prev, group, next, ok := rxExtractBracketed(ret)
@@ -215,9 +226,43 @@ func (r *RegexAttr) eval(expr string, cacheable bool, caps []rxCapture) string {
 	return v.str()
 }
 
-// ExpandRegexAttr resolves value for node; values that are not regex forms come back
-// unchanged and "" means unset. It compiles value on every call: to resolve one value for
-// many nodes, use CompileRegexAttr or a RegexCache.
+// ExpandRegexAttr resolves value for node as xCAT's Table.pm (transRegexAttrs) does; values
+// that are not regex forms come back unchanged and "" means unset. It compiles value on
+// every call: to resolve one value for many nodes, use CompileRegexAttr or a RegexCache.
+//
+// A value of a group row may compute each member's value from the member's name:
+//
+//	/pattern/replacement/        Perl s/pattern/replacement/ applied once to the node name
+//	|pattern|replacement|        the same, after evaluating each (...) group of replacement
+//	|replacement|                short form: pattern is [\D0]*(\d+) once per number in the name
+//
+// In the | forms every top-level balanced (...) group of the replacement, leftmost first, is
+// evaluated as Perl integer arithmetic ("use integer") while $1, $2, ... hold the captures of
+// the pattern matched against the node name, and the group is replaced by the result. Captures
+// are decimal strings: a lone ($1) keeps leading zeros, arithmetic drops them (never octal).
+// The evaluated replacement then replaces the part of the node name the pattern matched; the
+// unmatched rest of the name survives, and a name the pattern does not match is returned as
+// it is. The replacement text itself is literal, as in xCAT: "$1" outside parentheses is not
+// expanded (Perl interpolates the variable holding the replacement only once).
+//
+// Inside a group: numbers in Perl's syntax (decimal, 0x hex, 0b binary, leading-zero octal,
+// _ separators, 1.5, .5, 10., 1e3, and v-strings such as 65.66.67), 'single' and "double"
+// quoted strings ("$1" interpolates), $N and ${N}, barewords (strings, as in Perl without
+// strict: text of the node name outside the match becomes part of the expression), unary -
+// (string negation included) and +, * / % (integer: / truncates toward zero, % takes the
+// sign of the dividend), + - and the string concatenation ".", the comma operator (the last
+// value counts; lists flatten into function arguments) and xCAT's helper functions mknum,
+// a2idx, a2zidx, dim2idx, skip and ipadd (dim2idx and skip compute in floating point, as
+// they run outside "use integer" in xCAT). Anything else (comparison, **, the .. range
+// operator, ++/--, other functions) is an evaluation error, as is a division by zero; an
+// evaluation error turns that group into an empty string, as xCAT's Safe->reval does; an
+// empty final result means the attribute is unset. This was checked against xCAT's
+// transRegexAttrs run by Perl 5.36 on 26,000 generated values: all agree but those using
+// the .. operator.
+//
+// Patterns are Perl regular expressions run by Go's RE2 engine: \Z, \h, \H, \v and \e are
+// translated; features RE2 cannot express (backreferences, lookaround, possessive or atomic
+// groups) are reported as errors when the value is compiled.
 func ExpandRegexAttr(value, node string) (string, error) {
 	if rxKindOf(value) == rxPlain {
 		return value, nil
@@ -882,12 +927,15 @@ func rxPerlSplit(s string, sep byte) []string {
 	return f
 }
 
-// rxPerlWords are words Perl reads as operators or quote-like constructs, never as
+// rxPerlWord reports words Perl reads as operators or quote-like constructs, never as
 // barewords.
-var rxPerlWords = map[string]bool{
-	"q": true, "qq": true, "qw": true, "qr": true, "qx": true, "m": true, "s": true, "y": true, "tr": true,
-	"x": true, "lt": true, "gt": true, "le": true, "ge": true, "eq": true, "ne": true, "cmp": true,
-	"and": true, "or": true, "not": true, "xor": true,
+func rxPerlWord(w string) bool {
+	switch w {
+	case "q", "qq", "qw", "qr", "qx", "m", "s", "y", "tr", "x", "lt", "gt", "le", "ge", "eq", "ne",
+		"cmp", "and", "or", "not", "xor":
+		return true
+	}
+	return false
 }
 
 // rxParse parses one evaluated group.
@@ -1050,7 +1098,7 @@ func (p *rxParser) primary() (*rxNode, error) {
 		if p.peek() != '(' {
 			// A bareword is a string, as in Perl without strict; it comes from the part of
 			// the node name the pattern did not match ("node-(1+1)" is "node" - 2).
-			if rxPerlWords[name] {
+			if rxPerlWord(name) {
 				return nil, errRxEval
 			}
 			return &rxNode{op: 'l', lit: rxVal{s: name}}, nil

@@ -74,6 +74,9 @@ var rxCases = []struct {
 	{"escaped parenthesis", `|\D+(\d+)|($1\)+1)|`, "node5", ""},
 	{"stops at an unbalanced group", `|\D+(\d+)|($1)(\)|`, "node5", `5(\)`},
 	{"quoted parenthesis counts", `|\D+(\d+)|("(")x($1)|`, "node5", `("(")x($1)`},
+	{"parenthesis in a value is rescanned", `|(.*)|($1)x|`, "a(b)", "abx"},
+	{"rescanned value is evaluated", `|(.*)|[($1)]|`, "n(1)", "[n1]"},
+	{"closing parenthesis in a value stops", `|(.*)|($1)(1+1)|`, "q)(", "q)((1+1)"},
 	{"pipe in replacement", `|node(\d+)|a|b|`, "node1", "a|b"},
 	{"empty pipe value", `||`, "node1", ""},
 	// The short form: the pattern is generated from the name's numbers.
@@ -133,6 +136,9 @@ func TestExpandRegexAttr(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("ExpandRegexAttr(%q, %q) = %q, want %q", tt.value, tt.node, got, tt.want)
+			}
+			if r, err := CompileRegexAttr(tt.value); err != nil || r.expand(tt.node, false) != tt.want {
+				t.Errorf("rescanning evaluation of %q for %q differs", tt.value, tt.node)
 			}
 			// The cache gives the same answer, twice.
 			for range 2 {
@@ -355,6 +361,10 @@ func FuzzRegexAttr(f *testing.F) {
 		}
 		if again := r.Expand(node); again != got {
 			t.Fatalf("Expand(%q, %q) = %q then %q", value, node, got, again)
+		}
+		// The one-pass evaluation gives what xCAT's rescanning loop gives.
+		if slow := r.expand(node, false); slow != got {
+			t.Fatalf("Expand(%q, %q) = %q, rescanning gives %q", value, node, got, slow)
 		}
 		// A | value without white space or commas resolves the same inside a nics value.
 		if value[0] == '|' && !strings.ContainsAny(value, " \t\n\r\f\v,") {
