@@ -194,15 +194,20 @@ func ChtabDelete(ctx context.Context, s Store, key Row, tables []string) (int, e
 }
 
 // Tabdump writes table as tabdump does (shared/xcat/formats.md §1): the header, then every
-// row in insertion order, disabled rows included, keeping those that match all filters.
+// row in insertion order, disabled rows included. With filters (tabdump -w), only the
+// enabled rows that match all of them are written.
 func Tabdump(ctx context.Context, s Store, table string, filters []Where, w io.Writer) error {
 	tab, err := tableOf(table)
 	if err != nil {
 		return fmt.Errorf("tabdump: %w", err)
 	}
-	for _, f := range filters {
+	matchers := make([]*WhereMatcher, len(filters))
+	for i, f := range filters {
 		if !tab.HasColumn(f.Attr) {
-			return fmt.Errorf("tabdump: -w %s%s%s: no column %q in table %q: %w", f.Attr, f.Op, f.Value, f.Attr, table, ErrUnknownColumn)
+			return fmt.Errorf("tabdump: -w %s: no column %q in table %q: %w", f, f.Attr, table, ErrUnknownColumn)
+		}
+		if matchers[i], err = f.Compile(); err != nil {
+			return fmt.Errorf("tabdump: -w %s: %w", f, err)
 		}
 	}
 	var rows []Row
@@ -220,12 +225,11 @@ func Tabdump(ctx context.Context, s Store, table string, filters []Where, w io.W
 	rec := make([]string, len(tab.Columns))
 next:
 	for _, r := range rows {
-		for _, f := range filters {
-			ok, err := f.Match(r[f.Attr])
-			if err != nil {
-				return fmt.Errorf("tabdump: %w", err)
-			}
-			if !ok {
+		if len(matchers) > 0 && IsDisabled(r["disable"]) {
+			continue
+		}
+		for _, m := range matchers {
+			if !m.MatchTabdump(r[m.Where().Attr]) {
 				continue next
 			}
 		}

@@ -258,15 +258,17 @@ func (v *View) GroupMembers(name string) ([]string, bool, error) {
 		if err != nil {
 			return nil, true, fmt.Errorf("dynamic group %s: %w", name, err)
 		}
+		ms := make([]*WhereMatcher, len(ws))
+		for i, w := range ws {
+			if ms[i], err = w.Compile(); err != nil {
+				return nil, true, fmt.Errorf("dynamic group %s: %w", name, err)
+			}
+		}
 		var out []string
 		for _, n := range v.names {
 			ok := true
-			for _, w := range ws {
-				m, err := w.Match(v.Lookup(n, w.Attr))
-				if err != nil {
-					return nil, true, fmt.Errorf("dynamic group %s: %w", name, err)
-				}
-				if !m {
+			for _, m := range ms {
+				if !m.MatchDefined(v.Lookup(n, m.Where().Attr)) {
 					ok = false
 					break
 				}
@@ -284,14 +286,13 @@ func (v *View) GroupMembers(name string) ([]string, bool, error) {
 // Match returns the nodes whose resolved attr ("table.col" or a node attribute name)
 // satisfies op against val, for noderange selectors such as nodehm.mgt==ipmi.
 func (v *View) Match(attr, op, val string) ([]string, error) {
-	w := Where{Attr: attr, Op: op, Value: val}
+	m, err := Where{Attr: attr, Op: op, Value: val}.Compile()
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, n := range v.names {
-		ok, err := w.Match(v.Lookup(n, attr))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if m.Match(v.Lookup(n, attr)) {
 			out = append(out, n)
 		}
 	}

@@ -39,13 +39,17 @@ func (a *app) lsdefCmd() *cobra.Command {
 				}
 				names = args[0]
 			}
-			var filters []cluster.Where
+			var filters []*cluster.WhereMatcher
 			for _, w := range wheres {
 				f, err := cluster.ParseWhere(w)
-				if err != nil {
-					return fmt.Errorf("-w %q: %w", w, err)
+				if err == nil {
+					var m *cluster.WhereMatcher
+					if m, err = f.Compile(); err == nil {
+						filters = append(filters, m)
+						continue
+					}
 				}
-				filters = append(filters, f)
+				return fmt.Errorf("-w %q: %w", w, err)
 			}
 			var attrs []string
 			if only != "" {
@@ -73,7 +77,7 @@ func (a *app) lsdefCmd() *cobra.Command {
 			}
 			objs = slices.DeleteFunc(objs, func(o *cluster.Object) bool {
 				for _, f := range filters {
-					if ok, _ := f.Match(o.Attrs[f.Attr]); !ok {
+					if !f.MatchDefined(o.Attrs[f.Where().Attr]) {
 						return true
 					}
 				}
