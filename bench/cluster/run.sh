@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
 N=10000
 work=$(mktemp -d /tmp/provkit-bench-cluster.XXXXXX)
-pgdir=$work/pg
-trap 'scripts/pg-test.sh stop "$pgdir" >/dev/null 2>&1; rm -rf "$work"' EXIT
+pgdir=$(mktemp -d /tmp/provkit-bench-pg.XXXXXX)
+trap 'scripts/pg-test.sh stop "$pgdir" >/dev/null 2>&1; rm -rf "$work" "$pgdir"' EXIT
 go build -o "$work/provctl" ./examples/provctl
 P=$work/provctl
 
@@ -73,5 +73,6 @@ run_backend SQLite "$work/provkit.db"
 dsn=$(scripts/pg-test.sh start "$pgdir" 55439)
 run_backend PostgreSQL "$dsn"
 echo
-echo "Go benchmarks (library, node view by MAC and by name over 10,000 nodes):"
+echo "Go benchmarks (library: load a view, node view by MAC and by name, 10,000 nodes), SQLite then PostgreSQL:"
+go test -run '^$' -bench 'BenchmarkNodeBy|BenchmarkLoadView' -benchmem ./cluster/ | grep -E '^Benchmark'
 PROVKIT_BENCH_PG=$dsn go test -run '^$' -bench 'BenchmarkNodeBy|BenchmarkLoadView' -benchmem ./cluster/ | grep -E '^Benchmark'
