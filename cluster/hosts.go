@@ -52,7 +52,16 @@ func (v *View) domainFor(ip netip.Addr) string {
 	return v.site["domain"]
 }
 
-// networkPrefix turns a networks row's net and mask (dotted or /bits) into a prefix.
+// NetworkPrefix turns a networks row's net and mask (a dotted mask or a bit count) into a
+// prefix, or an error naming the bad value.
+func NetworkPrefix(net, mask string) (netip.Prefix, error) {
+	p, ok := networkPrefix(net, mask)
+	if !ok {
+		return netip.Prefix{}, fmt.Errorf("net %q mask %q is not an IPv4 network", net, mask)
+	}
+	return p, nil
+}
+
 func networkPrefix(net, mask string) (netip.Prefix, bool) {
 	a, err := netip.ParseAddr(net)
 	if err != nil {
