@@ -1,0 +1,242 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Socket is the server's link to the network on Linux: one UDP socket on port 67 that
+// reports, with IP_PKTINFO, the interface each request arrived on and the address it was
+// sent to, and an AF_PACKET socket that sends replies to clients that have no address yet
+// straight to their MAC. Both belong to the network namespace of the thread that called
+// ListenSocket, so a test can open a Socket inside a namespace and serve from anywhere.
+//
+// A Socket is a net.PacketConn; give it to Server.Conn.
+type Socket struct {
+	udp *net.UDPConn
+	raw syscall.RawConn
+	pfd int // AF_PACKET/SOCK_DGRAM for link-layer replies, -1 without CAP_NET_RAW
+
+	mu    sync.RWMutex
+	names map[int]ifName
+}
+
+type ifName struct {
+	name string
+	at   time.Time
+}
+
+// ifNameTTL bounds how long an interface name is cached (interfaces can be renamed).
+const ifNameTTL = 30 * time.Second
+
+// ListenSocket opens a Socket on addr (":67" for a server; a wildcard address is needed to
+// receive broadcasts). It sets SO_REUSEADDR, SO_BROADCAST, IP_PKTINFO and large buffers.
+// Without CAP_NET_RAW there is no packet socket and replies to clients without an address
+// are broadcast instead.
+func ListenSocket(addr string) (*Socket, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			for _, o := range []struct{ level, name, v int }{
+				{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
+				{unix.SOL_SOCKET, unix.SO_BROADCAST, 1},
+				{unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
+			} {
+				if serr = unix.SetsockoptInt(int(fd), o.level, o.name, o.v); serr != nil {
+					return
+				}
+			}
+			// Room for a burst of a few thousand requests; FORCE needs CAP_NET_ADMIN.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+			}
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: listen %s: %w", addr, err)
+	}
+	udp := pc.(*net.UDPConn)
+	raw, err := udp.SyscallConn()
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("dhcp: listen %s: %w", addr, err)
+	}
+	s := &Socket{udp: udp, raw: raw, pfd: -1, names: make(map[int]ifName)}
+	// Protocol 0: this socket only sends, it never receives a copy of the traffic.
+	if fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		s.pfd = fd
+	}
+	return s, nil
+}
+
+// LinkLayer reports whether the Socket can send to a client's MAC (it has CAP_NET_RAW).
+func (s *Socket) LinkLayer() bool { return s.pfd >= 0 }
+
+// ReadFrom implements net.PacketConn.
+func (s *Socket) ReadFrom(b []byte) (int, net.Addr, error) { return s.udp.ReadFrom(b) }
+
+// WriteTo implements net.PacketConn.
+func (s *Socket) WriteTo(b []byte, a net.Addr) (int, error) { return s.udp.WriteTo(b, a) }
+
+// Close closes both sockets.
+func (s *Socket) Close() error {
+	err := s.udp.Close()
+	s.mu.Lock()
+	if s.pfd >= 0 {
+		unix.Close(s.pfd)
+		s.pfd = -1
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// LocalAddr implements net.PacketConn.
+func (s *Socket) LocalAddr() net.Addr { return s.udp.LocalAddr() }
+
+// SetDeadline implements net.PacketConn.
+func (s *Socket) SetDeadline(t time.Time) error { return s.udp.SetDeadline(t) }
+
+// SetReadDeadline implements net.PacketConn.
+func (s *Socket) SetReadDeadline(t time.Time) error { return s.udp.SetReadDeadline(t) }
+
+// SetWriteDeadline implements net.PacketConn.
+func (s *Socket) SetWriteDeadline(t time.Time) error { return s.udp.SetWriteDeadline(t) }
+
+var (
+	cmsgHdrLen  = unix.CmsgLen(0)
+	pktinfoLen  = unix.CmsgLen(unix.SizeofInet4Pktinfo)
+	pktinfoSpan = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+)
+
+func (s *Socket) read(w *worker) (int, error) {
+	n, oobn, _, src, err := s.udp.ReadMsgUDPAddrPort(w.in, w.oob)
+	if err != nil {
+		return 0, err
+	}
+	w.meta = pktMeta{src: src, link: true}
+	oob := w.oob[:oobn]
+	for len(oob) >= cmsgHdrLen {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < cmsgHdrLen || l > len(oob) {
+			break
+		}
+		if h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && l >= pktinfoLen {
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[cmsgHdrLen]))
+			w.meta.ifindex = int(pi.Ifindex)
+			w.meta.local = binary.BigEndian.Uint32(pi.Spec_dst[:])
+		}
+		oob = oob[min(len(oob), unix.CmsgSpace(l-cmsgHdrLen)):]
+	}
+	if w.meta.ifindex > 0 {
+		w.meta.ifname = s.ifname(w.meta.ifindex)
+	}
+	return n, nil
+}
+
+// ifname returns the name of interface idx in the socket's namespace (SIOCGIFNAME on the
+// socket itself, so it works from any thread).
+func (s *Socket) ifname(idx int) string {
+	s.mu.RLock()
+	e, ok := s.names[idx]
+	s.mu.RUnlock()
+	if ok && time.Since(e.at) < ifNameTTL {
+		return e.name
+	}
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return ""
+	}
+	ifr.SetUint32(uint32(idx))
+	var ierr error
+	if err := s.raw.Control(func(fd uintptr) { ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFNAME, ifr) }); err != nil || ierr != nil {
+		return ""
+	}
+	name := ifr.Name()
+	s.mu.Lock()
+	s.names[idx] = ifName{name, time.Now()}
+	s.mu.Unlock()
+	return name
+}
+
+func (s *Socket) send(w *worker, rt *route) error {
+	switch rt.kind {
+	case routeRelay, routeUnicast:
+		_, _, err := s.udp.WriteMsgUDPAddrPort(rt.payload, nil, rt.dst)
+		return err
+	}
+	r := w.rep
+	if s.pfd >= 0 && r.htype == 1 && r.hlen == 6 && w.meta.ifindex > 0 {
+		var mac [6]byte
+		dst := uint32(0xffffffff)
+		if rt.kind == routeLink {
+			copy(mac[:], r.chaddr[:6])
+			dst = addrU32(rt.dst.Addr())
+		} else {
+			mac = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		}
+		frame := r.frame(rt.src, dst, 67, rt.dst.Port())
+		sa, _ := w.ll.(*unix.SockaddrLinklayer)
+		if sa == nil {
+			sa = &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Halen: 6}
+			w.ll = sa
+		}
+		sa.Ifindex = w.meta.ifindex
+		copy(sa.Addr[:], mac[:])
+		for {
+			err := unix.Sendto(s.pfd, frame, 0, sa)
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.ENOBUFS {
+				time.Sleep(50 * time.Microsecond)
+				if err = unix.Sendto(s.pfd, frame, 0, sa); err == nil {
+					return nil
+				}
+			}
+			return err
+		}
+	}
+	// No packet socket, or not Ethernet: broadcast through the IP stack, out of the
+	// arrival interface (IP_PKTINFO names it and our address).
+	oob := w.soob[:pktinfoSpan]
+	clear(oob)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level = unix.IPPROTO_IP
+	h.Type = unix.IP_PKTINFO
+	h.SetLen(pktinfoLen)
+	pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&oob[cmsgHdrLen]))
+	pi.Ifindex = int32(w.meta.ifindex)
+	binary.BigEndian.PutUint32(pi.Spec_dst[:], rt.src)
+	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), rt.dst.Port())
+	if w.meta.ifindex == 0 {
+		oob = nil
+	}
+	_, _, err := s.udp.WriteMsgUDPAddrPort(rt.payload, oob, dst)
+	if errors.Is(err, unix.EINVAL) && oob != nil {
+		// Our address may have gone; let the kernel choose the source.
+		binary.BigEndian.PutUint32(pi.Spec_dst[:], 0)
+		_, _, err = s.udp.WriteMsgUDPAddrPort(rt.payload, oob, dst)
+	}
+	return err
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
