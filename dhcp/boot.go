@@ -79,25 +79,25 @@ func (b Boot) merge(def *Boot) Boot {
 
 // Client architecture types of RFC 4578 and the IANA registry that the server answers.
 const (
-	ArchBIOS          uint16 = 0
-	ArchEFIIA32       uint16 = 6
-	ArchEFIX64        uint16 = 7
-	ArchEFIBC         uint16 = 9
-	ArchEFIARM64      uint16 = 11
-	ArchEFIX86HTTP    uint16 = 15
-	ArchEFIX64HTTP    uint16 = 16
-	ArchEFIARM64HTTP  uint16 = 19
-	archNone          uint16 = 0xffff
-	vendorHTTPClient         = "HTTPClient"
-	vendorPXEClient          = "PXEClient"
-	userClassIPXE            = "iPXE"
-	userClassXNBA            = "xNBA"
-	maxBootFileFieldLen      = 127
-	bootKindNone             = 0
-	bootKindTFTP             = 1
-	bootKindHTTP             = 2
-	bootKindIPXE             = 3
-	bootFileOptionCode uint8 = 67
+	ArchBIOS            uint16 = 0
+	ArchEFIIA32         uint16 = 6
+	ArchEFIX64          uint16 = 7
+	ArchEFIBC           uint16 = 9
+	ArchEFIARM64        uint16 = 11
+	ArchEFIX86HTTP      uint16 = 15
+	ArchEFIX64HTTP      uint16 = 16
+	ArchEFIARM64HTTP    uint16 = 19
+	archNone            uint16 = 0xffff
+	vendorHTTPClient           = "HTTPClient"
+	vendorPXEClient            = "PXEClient"
+	userClassIPXE              = "iPXE"
+	userClassXNBA              = "xNBA"
+	maxBootFileFieldLen        = 127
+	bootKindNone               = 0
+	bootKindTFTP               = 1
+	bootKindHTTP               = 2
+	bootKindIPXE               = 3
+	bootFileOptionCode  uint8  = 67
 )
 
 // bootClient is what the boot choice looks at in a request.

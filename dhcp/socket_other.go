@@ -19,7 +19,7 @@ func ListenSocket(addr string) (*Socket, error) {
 
 // LinkLayer reports false.
 func (s *Socket) LinkLayer() bool                           { return false }
-func (s *Socket) ReadFrom(b []byte) (int, net.Addr, error) { return 0, nil, net.ErrClosed }
+func (s *Socket) ReadFrom(b []byte) (int, net.Addr, error)  { return 0, nil, net.ErrClosed }
 func (s *Socket) WriteTo(b []byte, a net.Addr) (int, error) { return 0, net.ErrClosed }
 func (s *Socket) Close() error                              { return nil }
 func (s *Socket) LocalAddr() net.Addr                       { return nil }

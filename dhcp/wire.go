@@ -33,17 +33,17 @@ type reply struct {
 	opts [maxOptions]optEntry
 	n    int
 	// fixed fields
-	op, htype, hlen   uint8
-	xid               [4]byte
-	flags             uint16
-	ciaddr, yiaddr    uint32
-	siaddr, giaddr    uint32
-	chaddr            [16]byte
-	sname, file       string
-	relayInfo         []byte // option 82 echoed from the request
-	maxLen            int    // payload limit
-	scratch           [64]byte
-	scratchN          int
+	op, htype, hlen uint8
+	xid             [4]byte
+	flags           uint16
+	ciaddr, yiaddr  uint32
+	siaddr, giaddr  uint32
+	chaddr          [16]byte
+	sname, file     string
+	relayInfo       []byte // option 82 echoed from the request
+	maxLen          int    // payload limit
+	scratch         [64]byte
+	scratchN        int
 }
 
 func newReply() *reply {
