@@ -23,9 +23,10 @@ type Network struct {
 	// (networks.dynamicrange). If empty, only reserved hosts get an address here.
 	Ranges []Range
 
-	// ServerAddr is this server's own address on the network ("my IP facing" the subnet in
-	// xCAT): the server identifier, and the default next-server, NTP and log server of the
-	// ISC rendering. If zero, the address the request arrived at is used.
+	// ServerAddr is this server's own address facing the network ("my IP facing" the subnet
+	// in xCAT; for a network behind a relay, the address the relay sends to): the server
+	// identifier, and the default next-server, NTP and log server of the ISC rendering. If
+	// zero, the address the request arrived at is used.
 	ServerAddr netip.Addr
 
 	// Routers is option 3 (networks.gateway). Each must be inside Prefix.
@@ -111,8 +112,8 @@ func (n *Network) Validate() error {
 			return fmt.Errorf("dhcp: network %s: range %s lies outside the network", name, r)
 		}
 	}
-	if n.ServerAddr.IsValid() && (!n.ServerAddr.Is4() || !n.Prefix.Contains(n.ServerAddr)) {
-		return fmt.Errorf("dhcp: network %s: server address %s is not in the network", name, n.ServerAddr)
+	if n.ServerAddr.IsValid() && !n.ServerAddr.Is4() {
+		return fmt.Errorf("dhcp: network %s: server address %s is not an IPv4 address", name, n.ServerAddr)
 	}
 	for _, r := range n.Routers {
 		if !r.Is4() || !n.Prefix.Contains(r) {

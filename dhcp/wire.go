@@ -108,10 +108,6 @@ func (r *reply) setUint32(code uint8, v uint32) {
 	r.setBytes(code, b, false)
 }
 
-func (r *reply) setAddr(code uint8, a uint32) {
-	r.setUint32(code, a)
-}
-
 // encode writes the reply after headerRoom bytes of buf and returns the payload.
 // Optional options are left out if the whole would exceed maxLen.
 func (r *reply) encode() []byte {
