@@ -141,7 +141,7 @@ func yi(p *dhcpv4.DHCPv4) netip.Addr {
 	return a
 }
 
-func hostsOf(t *testing.T, hs ...Host) *HostTable {
+func hostsOf(t testing.TB, hs ...Host) *HostTable {
 	t.Helper()
 	var tab HostTable
 	for _, h := range hs {

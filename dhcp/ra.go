@@ -130,7 +130,7 @@ func (ra *RouterAdvertiser) message(mac net.HardwareAddr) []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(ra.MTU))
 	}
 	for _, p := range ra.Prefixes {
-		b = append(b, 3, 4, byte(p.Bits()), 0xc0) // prefix information, L and A flags
+		b = append(b, 3, 4, byte(p.Bits()), 0xc0)   // prefix information, L and A flags
 		b = binary.BigEndian.AppendUint32(b, 86400) // valid lifetime
 		b = binary.BigEndian.AppendUint32(b, 14400) // preferred lifetime
 		b = append(b, 0, 0, 0, 0)
