@@ -273,8 +273,10 @@ func (st *state) allocate(ctx context.Context, ns *netState, rq *request, now in
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
 // handle decides the answer to one packet. It encodes the reply in w.rep and returns its
-// route, or false to stay silent.
-func (st *state) handle(ctx context.Context, w *worker, pkt []byte) (route, bool) {
+// route, or false to stay silent. A reply that acknowledges a lease sets w.durable: the
+// journal must be flushed before it is sent.
+func (st *state) handle(ctx context.Context, w *slot, pkt []byte) (route, bool) {
+	w.durable = false
 	var rq request
 	if !parse(pkt, &rq) {
 		return route{}, false
@@ -295,7 +297,7 @@ func (st *state) handle(ctx context.Context, w *worker, pkt []byte) (route, bool
 	return route{}, false
 }
 
-func (st *state) discover(ctx context.Context, w *worker, m *pktMeta, rq *request) (route, bool) {
+func (st *state) discover(ctx context.Context, w *slot, m *pktMeta, rq *request) (route, bool) {
 	host, known, ok := st.lookup(ctx, rq)
 	if !ok || (known && host.Deny) {
 		return route{}, false
@@ -383,7 +385,7 @@ func (st *state) discovered(m *pktMeta, rq *request, ns *netState, ip uint32) {
 	st.onDiscover(d)
 }
 
-func (st *state) request(ctx context.Context, w *worker, m *pktMeta, rq *request) (route, bool) {
+func (st *state) request(ctx context.Context, w *slot, m *pktMeta, rq *request) (route, bool) {
 	var ip uint32
 	switch {
 	case rq.hasServerID: // SELECTING
@@ -446,13 +448,9 @@ func (st *state) request(ctx context.Context, w *worker, m *pktMeta, rq *request
 			return st.nak(w, m, rq, ns)
 		}
 	}
-	err := t.bind(rq.key, ip, expires, rq.clientID, rq.hostname)
+	t.bind(rq.key, ip, expires, rq.clientID, rq.hostname)
 	t.mu.Unlock()
-	if err != nil {
-		// Not persisted: do not acknowledge. The client will retry.
-		st.log.Error("dhcp: persist lease", "mac", rq.mac.String(), "ip", u32Addr(ip), "err", err)
-		return route{}, false
-	}
+	w.durable = true
 	var hp *Host
 	if known {
 		hp = &host
@@ -473,17 +471,12 @@ func (st *state) decline(ctx context.Context, m *pktMeta, rq *request) {
 	now := st.now().Unix()
 	t.mu.Lock()
 	var did bool
-	var err error
 	if reserved {
-		did, err = t.release(rq.key, ip)
+		did = t.release(rq.key, ip)
 	} else {
-		did, err = t.decline(rq.key, ip, now+secs(declineHold))
+		did = t.decline(rq.key, ip, now+secs(declineHold))
 	}
 	t.mu.Unlock()
-	if err != nil {
-		st.log.Error("dhcp: persist decline", "mac", rq.mac.String(), "ip", u32Addr(ip), "err", err)
-		return
-	}
 	if did {
 		st.log.Warn("dhcp: client declined its address: another machine uses it", "mac", rq.mac.String(),
 			"ip", u32Addr(ip), "reserved", reserved)
@@ -496,16 +489,14 @@ func (st *state) release(m *pktMeta, rq *request) {
 	}
 	t := st.leases
 	t.mu.Lock()
-	did, err := t.release(rq.key, rq.ciaddr)
+	did := t.release(rq.key, rq.ciaddr)
 	t.mu.Unlock()
-	if err != nil {
-		st.log.Error("dhcp: persist release", "mac", rq.mac.String(), "ip", u32Addr(rq.ciaddr), "err", err)
-	} else if did && st.debug {
+	if did && st.debug {
 		st.log.Debug("dhcp: released", "mac", rq.mac.String(), "ip", u32Addr(rq.ciaddr))
 	}
 }
 
-func (st *state) inform(ctx context.Context, w *worker, m *pktMeta, rq *request) (route, bool) {
+func (st *state) inform(ctx context.Context, w *slot, m *pktMeta, rq *request) (route, bool) {
 	if rq.ciaddr == 0 {
 		return route{}, false
 	}
@@ -524,7 +515,7 @@ func (st *state) inform(ctx context.Context, w *worker, m *pktMeta, rq *request)
 	return st.reply(w, m, rq, ns, dhcpv4.MessageTypeAck, 0, hp)
 }
 
-func (st *state) nak(w *worker, m *pktMeta, rq *request, ns *netState) (route, bool) {
+func (st *state) nak(w *slot, m *pktMeta, rq *request, ns *netState) (route, bool) {
 	sid := st.serverID(ns, m)
 	if sid == 0 {
 		return route{}, false
@@ -563,7 +554,7 @@ func (st *state) header(r *reply, rq *request) {
 }
 
 // reply encodes an OFFER or ACK (yiaddr 0: the ACK to an INFORM) for rq.
-func (st *state) reply(w *worker, m *pktMeta, rq *request, ns *netState, mt dhcpv4.MessageType, yiaddr uint32, host *Host) (route, bool) {
+func (st *state) reply(w *slot, m *pktMeta, rq *request, ns *netState, mt dhcpv4.MessageType, yiaddr uint32, host *Host) (route, bool) {
 	sid := st.serverID(ns, m)
 	if sid == 0 {
 		st.log.Warn("dhcp: no server address for network: set Network.ServerAddr", "network", ns.prefix)

@@ -70,7 +70,7 @@ type harness struct {
 	t     *testing.T
 	st    *state
 	clock *fakeClock
-	w     *worker
+	w     *slot
 }
 
 func newHarness(t *testing.T, s *Server) *harness {
@@ -82,7 +82,7 @@ func newHarness(t *testing.T, s *Server) *harness {
 		t.Fatalf("compile: %v", err)
 	}
 	st.leases = newLeaseTable()
-	return &harness{t: t, st: st, clock: clock, w: newWorker()}
+	return &harness{t: t, st: st, clock: clock, w: newSlot()}
 }
 
 // do hands p to the handler as if it arrived with meta m and decodes the reply (nil if

@@ -262,31 +262,50 @@ func unescape(b []byte) (string, error) {
 
 // journal is the open lease file. Its methods are called with the lease table's lock held,
 // except sync and the slow half of compaction, which run on the maintenance goroutine.
+//
+// Records are appended to pend and written by flush, one write(2) for all the records of
+// a batch of packets (group commit). A worker flushes before it sends any reply that
+// depends on a record, so no client is acknowledged before its lease is in the file.
 type journal struct {
 	path  string
 	f     *os.File
 	lock  *os.File // flock'd <path>.lock: one server per lease file
-	buf   []byte
-	lines int // lines in the file now
+	pend  []byte   // records not yet written
+	size  int64    // bytes in the file
+	lines int      // lines in the file, and pending
 
 	rewriting bool   // a compaction is writing the snapshot
-	diff      []byte // lines appended while rewriting
+	diff      []byte // lines written while rewriting
 	dirty     bool   // written since the last sync
 }
 
-// append writes r as one line with one write(2). A nil journal keeps leases in memory.
-func (j *journal) append(r *record) error {
+// append adds r to the pending records. A nil journal keeps leases in memory.
+func (j *journal) append(r *record) {
 	if j == nil {
+		return
+	}
+	j.pend = appendRecord(j.pend, r)
+	j.lines++
+}
+
+// flush writes the pending records with one write(2). On error nothing is written (a
+// partial write is cut off again) and the records stay pending.
+func (j *journal) flush() error {
+	if j == nil || len(j.pend) == 0 {
 		return nil
 	}
-	j.buf = appendRecord(j.buf[:0], r)
-	if _, err := j.f.Write(j.buf); err != nil {
+	n, err := j.f.Write(j.pend)
+	if err != nil {
+		if n > 0 {
+			_ = j.f.Truncate(j.size)
+		}
 		return fmt.Errorf("dhcp: lease file %s: %w", j.path, err)
 	}
+	j.size += int64(n)
 	if j.rewriting {
-		j.diff = append(j.diff, j.buf...)
+		j.diff = append(j.diff, j.pend...)
 	}
-	j.lines++
+	j.pend = j.pend[:0]
 	j.dirty = true
 	return nil
 }
@@ -330,6 +349,7 @@ func openJournal(path string, t *leaseTable) (*journal, error) {
 		}
 	}
 	j.lines = lines
+	j.size = int64(good)
 	ok = true
 	return j, nil
 }
@@ -357,13 +377,17 @@ func replay(data []byte, t *leaseTable) (good, lines int, err error) {
 	return good, lines, nil
 }
 
+// close writes what is pending and closes the file.
 func (j *journal) close() error {
 	if j == nil {
 		return nil
 	}
 	var err error
 	if j.f != nil {
-		err = j.f.Close()
+		err = j.flush()
+		if cerr := j.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if j.lock != nil {
 		j.lock.Close() // releases the flock
@@ -404,6 +428,12 @@ func (j *journal) writeSnapshot(recs []record) (*os.File, error) {
 // finishSnapshot appends the lines written since the snapshot began, renames the new file
 // over the journal and switches to it. Called with the table lock held.
 func (j *journal) finishSnapshot(f *os.File, lines int) error {
+	if err := j.flush(); err != nil {
+		j.rewriting = false
+		j.diff = nil
+		f.Close()
+		return err
+	}
 	j.rewriting = false
 	diff := j.diff
 	j.diff = nil
@@ -418,6 +448,9 @@ func (j *journal) finishSnapshot(f *os.File, lines int) error {
 	old := j.f
 	j.f = f
 	j.lines = lines + bytes.Count(diff, []byte("\n"))
+	if st, err := f.Stat(); err == nil {
+		j.size = st.Size()
+	}
 	j.dirty = true
 	old.Close()
 	return nil

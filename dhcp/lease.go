@@ -142,8 +142,9 @@ func (t *leaseTable) offer(key string, ip uint32, now, offerUntil int64) {
 	l.expires = offerUntil
 }
 
-// bind persists and records a binding of ip to key. On a journal error nothing changes.
-func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostname []byte) error {
+// bind records a binding of ip to key and queues its journal record: the caller flushes
+// the journal before it acknowledges the client.
+func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostname []byte) {
 	rec := record{op: opBind, key: key, ip: ip, expires: expires}
 	l := t.byKey[key]
 	// Reuse the stored strings when they did not change: no allocation on renewals.
@@ -157,53 +158,45 @@ func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostna
 	} else {
 		rec.hostname = string(hostname)
 	}
-	if err := t.j.append(&rec); err != nil {
-		return err
-	}
+	t.j.append(&rec)
 	t.apply(&rec)
-	return nil
 }
 
 // release forgets key's binding on ip (DHCPRELEASE). It reports whether there was one.
-func (t *leaseTable) release(key string, ip uint32) (bool, error) {
+// Like bind and the others below, it queues a journal record that the caller flushes.
+func (t *leaseTable) release(key string, ip uint32) bool {
 	l := t.byKey[key]
 	if l == nil || l.ip != ip {
-		return false, nil
+		return false
 	}
 	rec := record{op: opRelease, key: key, ip: ip}
-	if err := t.j.append(&rec); err != nil {
-		return false, err
-	}
+	t.j.append(&rec)
 	t.apply(&rec)
-	return true, nil
+	return true
 }
 
 // decline quarantines ip until until and forgets key's lease on it (DHCPDECLINE).
-func (t *leaseTable) decline(key string, ip uint32, until int64) (bool, error) {
+func (t *leaseTable) decline(key string, ip uint32, until int64) bool {
 	l := t.byKey[key]
 	if l == nil || l.ip != ip {
-		return false, nil
+		return false
 	}
 	rec := record{op: opDecline, key: key, ip: ip, expires: until}
-	if err := t.j.append(&rec); err != nil {
-		return false, err
-	}
+	t.j.append(&rec)
 	t.apply(&rec)
-	return true, nil
+	return true
 }
 
 // forget removes key's lease whatever its state (an administrator's makedhcp -d).
-func (t *leaseTable) forget(key string) (bool, error) {
+func (t *leaseTable) forget(key string) bool {
 	l := t.byKey[key]
 	if l == nil {
-		return false, nil
+		return false
 	}
 	rec := record{op: opForget, key: key, ip: l.ip}
-	if err := t.j.append(&rec); err != nil {
-		return false, err
-	}
+	t.j.append(&rec)
 	t.apply(&rec)
-	return true, nil
+	return true
 }
 
 // apply changes the maps as rec says. Replay and the live path share it, so the state

@@ -350,7 +350,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := st.work(ctx); err != nil {
+			if err := st.work(ctx, batchSize); err != nil {
 				fail(err)
 			}
 		}()
@@ -397,16 +397,18 @@ func (st *state) checkServerAddrs(conn net.PacketConn) error {
 	return nil
 }
 
-// work is one worker: read a packet, handle it, send the reply, with buffers it owns.
-func (st *state) work(ctx context.Context) error {
-	w := newWorker()
+// work is one worker: read a batch of packets (one recvmmsg on Linux), handle each, write
+// the lease records of the batch with one write(2), then send the replies. Its buffers
+// are its own and reused.
+func (st *state) work(ctx context.Context, size int) error {
+	b := newBatch(size)
 	for {
-		n, err := st.tr.read(w)
+		n, err := st.tr.readBatch(b)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				if ctx.Err() != nil {
-					return nil
-				}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("dhcp: socket closed: %w", err)
 			}
 			st.log.Warn("dhcp: read", "err", err)
@@ -417,21 +419,38 @@ func (st *state) work(ctx context.Context) error {
 			}
 			continue
 		}
-		st.received.Add(1)
-		if st.ifaceAllow != nil && !st.ifaceAllow[w.meta.ifname] {
-			st.dropped.Add(1)
-			continue
+		st.received.Add(uint64(n))
+		for _, w := range b.slots[:n] {
+			w.ok = false
+			if st.ifaceAllow != nil && !st.ifaceAllow[w.meta.ifname] {
+				continue
+			}
+			w.rt, w.ok = st.handle(ctx, w, w.in[:w.n])
 		}
-		rt, ok := st.handle(ctx, w, w.in[:n])
-		if !ok {
-			st.dropped.Add(1)
-			continue
+		// Group commit: the leases this batch acknowledges reach the file before any ACK
+		// leaves. Releases and declines of the batch are written too.
+		t := st.leases
+		t.mu.Lock()
+		ferr := t.j.flush()
+		t.mu.Unlock()
+		if ferr != nil {
+			st.log.Error("dhcp: write lease file: not acknowledging", "err", ferr)
 		}
-		if err := st.tr.send(w, &rt); err != nil {
-			st.log.Warn("dhcp: send", "to", rt.String(), "err", err)
-			continue
+		for _, w := range b.slots[:n] {
+			if !w.ok {
+				st.dropped.Add(1)
+				continue
+			}
+			if ferr != nil && w.durable {
+				st.dropped.Add(1)
+				continue
+			}
+			if err := st.tr.send(b, w); err != nil {
+				st.log.Warn("dhcp: send", "to", w.rt.String(), "err", err)
+				continue
+			}
+			st.replied.Add(1)
 		}
-		st.replied.Add(1)
 	}
 }
 
@@ -522,9 +541,8 @@ func (s *Server) Leases() ([]Lease, error) {
 	return out, nil
 }
 
-// ForgetLease removes the lease of the client with hardware address mac (Ethernet unless
-// mac is not 6 bytes long, then hardware type 1 too) and persists the removal, as
-// `makedhcp -d` does. It reports whether there was one.
+// ForgetLease removes the lease of the Ethernet client with hardware address mac and
+// persists the removal, as `makedhcp -d` does. It reports whether there was one.
 func (s *Server) ForgetLease(mac net.HardwareAddr) (bool, error) {
 	st := s.st.Load()
 	if st == nil {
@@ -533,7 +551,10 @@ func (s *Server) ForgetLease(mac net.HardwareAddr) (bool, error) {
 	t := st.leases
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.forget(hwKey(1, mac))
+	if !t.forget(hwKey(1, mac)) {
+		return false, nil
+	}
+	return true, t.j.flush()
 }
 
 // Stats are counters of a running server.

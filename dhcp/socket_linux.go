@@ -126,13 +126,77 @@ var (
 	pktinfoSpan = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
 )
 
-func (s *Socket) read(w *worker) (int, error) {
-	n, oobn, _, src, err := s.udp.ReadMsgUDPAddrPort(w.in, w.oob)
+// mmsghdr is struct mmsghdr of recvmmsg(2).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// sockBatch is a worker's recvmmsg state.
+type sockBatch struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet4
+	ll    unix.SockaddrLinklayer
+}
+
+func (s *Socket) sockBatch(b *batch) *sockBatch {
+	if sb, ok := b.sys.(*sockBatch); ok {
+		return sb
+	}
+	n := len(b.slots)
+	sb := &sockBatch{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet4, n)}
+	sb.ll = unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Halen: 6}
+	b.sys = sb
+	return sb
+}
+
+// readBatch reads up to len(b.slots) packets with one recvmmsg(2), waiting in the
+// runtime's poller (not in the kernel) when there are none.
+func (s *Socket) readBatch(b *batch) (int, error) {
+	sb := s.sockBatch(b)
+	for i, w := range b.slots {
+		sb.iovs[i].Base = &w.in[0]
+		sb.iovs[i].SetLen(len(w.in))
+		h := &sb.hdrs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&sb.names[i]))
+		h.Namelen = unix.SizeofSockaddrInet4
+		h.Iov = &sb.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &w.oob[0]
+		h.SetControllen(len(w.oob))
+		h.Flags = 0
+	}
+	var n int
+	var errno syscall.Errno
+	err := s.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&sb.hdrs[0])), uintptr(len(sb.hdrs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		n, errno = int(r), e
+		return true
+	})
 	if err != nil {
 		return 0, err
 	}
-	w.meta = pktMeta{src: src, link: true}
-	oob := w.oob[:oobn]
+	if errno != 0 {
+		return 0, fmt.Errorf("recvmmsg: %w", errno)
+	}
+	for i, w := range b.slots[:n] {
+		w.n = int(sb.hdrs[i].len)
+		sa := &sb.names[i]
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		w.meta = pktMeta{src: netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port), link: true}
+		s.parseControl(w, w.oob[:sb.hdrs[i].hdr.Controllen])
+	}
+	return n, nil
+}
+
+// parseControl reads IP_PKTINFO: the arrival interface and the address the packet was sent
+// to (for a broadcast, the interface's address).
+func (s *Socket) parseControl(w *slot, oob []byte) {
 	for len(oob) >= cmsgHdrLen {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
@@ -149,7 +213,6 @@ func (s *Socket) read(w *worker) (int, error) {
 	if w.meta.ifindex > 0 {
 		w.meta.ifname = s.ifname(w.meta.ifindex)
 	}
-	return n, nil
 }
 
 // ifname returns the name of interface idx in the socket's namespace (SIOCGIFNAME on the
@@ -177,7 +240,8 @@ func (s *Socket) ifname(idx int) string {
 	return name
 }
 
-func (s *Socket) send(w *worker, rt *route) error {
+func (s *Socket) send(b *batch, w *slot) error {
+	rt := &w.rt
 	switch rt.kind {
 	case routeRelay, routeUnicast:
 		_, _, err := s.udp.WriteMsgUDPAddrPort(rt.payload, nil, rt.dst)
@@ -185,39 +249,31 @@ func (s *Socket) send(w *worker, rt *route) error {
 	}
 	r := w.rep
 	if s.pfd >= 0 && r.htype == 1 && r.hlen == 6 && w.meta.ifindex > 0 {
-		var mac [6]byte
+		sa := &s.sockBatch(b).ll
 		dst := uint32(0xffffffff)
 		if rt.kind == routeLink {
-			copy(mac[:], r.chaddr[:6])
+			copy(sa.Addr[:6], r.chaddr[:6])
 			dst = addrU32(rt.dst.Addr())
 		} else {
-			mac = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-		}
-		frame := r.frame(rt.src, dst, 67, rt.dst.Port())
-		sa, _ := w.ll.(*unix.SockaddrLinklayer)
-		if sa == nil {
-			sa = &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Halen: 6}
-			w.ll = sa
+			copy(sa.Addr[:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 		}
 		sa.Ifindex = w.meta.ifindex
-		copy(sa.Addr[:], mac[:])
-		for {
+		frame := r.frame(rt.src, dst, 67, rt.dst.Port())
+		for try := 0; ; try++ {
 			err := unix.Sendto(s.pfd, frame, 0, sa)
-			if err == unix.EINTR {
+			switch {
+			case err == unix.EINTR:
 				continue
-			}
-			if err == unix.ENOBUFS {
+			case err == unix.ENOBUFS && try < 3:
 				time.Sleep(50 * time.Microsecond)
-				if err = unix.Sendto(s.pfd, frame, 0, sa); err == nil {
-					return nil
-				}
+				continue
 			}
 			return err
 		}
 	}
 	// No packet socket, or not Ethernet: broadcast through the IP stack, out of the
 	// arrival interface (IP_PKTINFO names it and our address).
-	oob := w.soob[:pktinfoSpan]
+	oob := b.soob[:pktinfoSpan]
 	clear(oob)
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level = unix.IPPROTO_IP

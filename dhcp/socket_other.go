@@ -26,5 +26,5 @@ func (s *Socket) LocalAddr() net.Addr                       { return nil }
 func (s *Socket) SetDeadline(t time.Time) error             { return nil }
 func (s *Socket) SetReadDeadline(t time.Time) error         { return nil }
 func (s *Socket) SetWriteDeadline(t time.Time) error        { return nil }
-func (s *Socket) read(w *worker) (int, error)               { return 0, net.ErrClosed }
-func (s *Socket) send(w *worker, rt *route) error           { return net.ErrClosed }
+func (s *Socket) readBatch(b *batch) (int, error)           { return 0, net.ErrClosed }
+func (s *Socket) send(b *batch, w *slot) error              { return net.ErrClosed }

@@ -46,31 +46,49 @@ func (r *route) String() string {
 	return "none"
 }
 
-// worker holds the buffers of one worker goroutine; nothing in the packet path allocates
-// them again.
-type worker struct {
-	in   []byte
-	oob  []byte
-	soob []byte // control message for sends
-	meta pktMeta
-	rep  *reply
-	ll   any // per-worker link-layer address for the packet socket (Linux)
+// A slot is one packet of a worker's batch with everything its handling needs: the
+// received bytes, what the socket said about them, the reply under construction and where
+// it goes. Slots are allocated once per worker; nothing in the packet path allocates them
+// again.
+type slot struct {
+	in      []byte // maxPacket bytes
+	n       int
+	oob     []byte
+	meta    pktMeta
+	rep     *reply
+	rt      route
+	ok      bool // a reply is to be sent
+	durable bool // the reply acknowledges a lease: flush the journal before sending
 }
 
-const maxPacket = 4096
+// batch is a worker's set of slots and the transport's own per-worker state.
+type batch struct {
+	slots []*slot
+	soob  []byte
+	sys   any // transport state (Linux: recvmmsg headers, link-layer address)
+}
 
-func newWorker() *worker {
-	return &worker{
-		in:   make([]byte, maxPacket),
-		oob:  make([]byte, 128),
-		soob: make([]byte, 64),
-		rep:  newReply(),
+const (
+	maxPacket = 4096
+	batchSize = 16
+)
+
+func newSlot() *slot {
+	return &slot{in: make([]byte, maxPacket), oob: make([]byte, 128), rep: newReply()}
+}
+
+func newBatch(n int) *batch {
+	b := &batch{soob: make([]byte, 64)}
+	for range n {
+		b.slots = append(b.slots, newSlot())
 	}
+	return b
 }
 
 type transport interface {
-	read(w *worker) (int, error)
-	send(w *worker, rt *route) error
+	// readBatch blocks until at least one packet is read and fills the first n slots.
+	readBatch(b *batch) (int, error)
+	send(b *batch, s *slot) error
 }
 
 func newTransport(c net.PacketConn) transport {
@@ -89,19 +107,22 @@ type pcTransport struct {
 	c net.PacketConn
 }
 
-func (t *pcTransport) read(w *worker) (int, error) {
+func (t *pcTransport) readBatch(b *batch) (int, error) {
+	w := b.slots[0]
 	n, addr, err := t.c.ReadFrom(w.in)
 	if err != nil {
 		return 0, err
 	}
+	w.n = n
 	w.meta = pktMeta{local: localAddr(t.c)}
 	if ua, ok := addr.(*net.UDPAddr); ok {
 		w.meta.src = ua.AddrPort()
 	}
-	return n, nil
+	return 1, nil
 }
 
-func (t *pcTransport) send(w *worker, rt *route) error {
+func (t *pcTransport) send(_ *batch, w *slot) error {
+	rt := &w.rt
 	dst := rt.dst
 	if rt.kind == routeBroadcast || rt.kind == routeLink {
 		dst = w.meta.src
@@ -118,16 +139,19 @@ type udpTransport struct {
 	c *net.UDPConn
 }
 
-func (t *udpTransport) read(w *worker) (int, error) {
+func (t *udpTransport) readBatch(b *batch) (int, error) {
+	w := b.slots[0]
 	n, src, err := t.c.ReadFromUDPAddrPort(w.in)
 	if err != nil {
 		return 0, err
 	}
+	w.n = n
 	w.meta = pktMeta{local: localAddr(t.c), src: src}
-	return n, nil
+	return 1, nil
 }
 
-func (t *udpTransport) send(w *worker, rt *route) error {
+func (t *udpTransport) send(_ *batch, w *slot) error {
+	rt := &w.rt
 	dst := rt.dst
 	if rt.kind == routeBroadcast || rt.kind == routeLink {
 		dst = w.meta.src
