@@ -436,22 +436,30 @@ func (st *state) work(ctx context.Context, size int) error {
 		if ferr != nil {
 			st.log.Error("dhcp: write lease file: not acknowledging", "err", ferr)
 		}
+		ready := b.ready[:0]
 		for _, w := range b.slots[:n] {
-			if !w.ok {
+			if !w.ok || (ferr != nil && w.durable) {
 				st.dropped.Add(1)
 				continue
 			}
-			if ferr != nil && w.durable {
-				st.dropped.Add(1)
-				continue
-			}
+			ready = append(ready, w)
+		}
+		if bs, ok := st.tr.(batchSender); ok {
+			st.replied.Add(uint64(bs.sendBatch(b, ready, st.logSendErr)))
+			continue
+		}
+		for _, w := range ready {
 			if err := st.tr.send(b, w); err != nil {
-				st.log.Warn("dhcp: send", "to", w.rt.String(), "err", err)
+				st.logSendErr(w, err)
 				continue
 			}
 			st.replied.Add(1)
 		}
 	}
+}
+
+func (st *state) logSendErr(w *slot, err error) {
+	st.log.Warn("dhcp: send", "to", w.rt.String(), "err", err)
 }
 
 // maintain sweeps expired leases, syncs the lease file every second when it changed, and

@@ -132,12 +132,20 @@ type mmsghdr struct {
 	len uint32
 }
 
-// sockBatch is a worker's recvmmsg state.
+// sockBatch is a worker's recvmmsg and sendmmsg state.
 type sockBatch struct {
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
 	ll    unix.SockaddrLinklayer
+
+	// sendmmsg: replies through the IP stack (u*) and through the packet socket (l*).
+	uhdrs  []mmsghdr
+	uiovs  []unix.Iovec
+	unames []unix.RawSockaddrInet4
+	lhdrs  []mmsghdr
+	liovs  []unix.Iovec
+	lnames []unix.RawSockaddrLinklayer
 }
 
 func (s *Socket) sockBatch(b *batch) *sockBatch {
@@ -145,7 +153,9 @@ func (s *Socket) sockBatch(b *batch) *sockBatch {
 		return sb
 	}
 	n := len(b.slots)
-	sb := &sockBatch{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet4, n)}
+	sb := &sockBatch{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet4, n),
+		uhdrs: make([]mmsghdr, 0, n), uiovs: make([]unix.Iovec, n), unames: make([]unix.RawSockaddrInet4, n),
+		lhdrs: make([]mmsghdr, 0, n), liovs: make([]unix.Iovec, n), lnames: make([]unix.RawSockaddrLinklayer, n)}
 	sb.ll = unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Halen: 6}
 	b.sys = sb
 	return sb
@@ -293,6 +303,114 @@ func (s *Socket) send(b *batch, w *slot) error {
 		_, _, err = s.udp.WriteMsgUDPAddrPort(rt.payload, oob, dst)
 	}
 	return err
+}
+
+// sendBatch sends the replies of a batch: those through the IP stack (relay, ciaddr) with
+// one sendmmsg(2) on the UDP socket, those to a client's MAC or broadcast with one
+// sendmmsg(2) on the packet socket; the rest one by one. It returns how many were sent.
+func (s *Socket) sendBatch(b *batch, slots []*slot, logErr func(*slot, error)) int {
+	sb := s.sockBatch(b)
+	sb.uhdrs, sb.lhdrs = sb.uhdrs[:0], sb.lhdrs[:0]
+	var uslots, lslots [batchSize]*slot
+	sent := 0
+	for _, w := range slots {
+		rt := &w.rt
+		switch {
+		case rt.kind == routeRelay || rt.kind == routeUnicast:
+			i := len(sb.uhdrs)
+			if i >= len(uslots) {
+				break
+			}
+			sa := &sb.unames[i]
+			sa.Family = unix.AF_INET
+			binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], rt.dst.Port())
+			sa.Addr = rt.dst.Addr().As4()
+			sb.uiovs[i].Base = &rt.payload[0]
+			sb.uiovs[i].SetLen(len(rt.payload))
+			var h mmsghdr
+			h.hdr.Name = (*byte)(unsafe.Pointer(sa))
+			h.hdr.Namelen = unix.SizeofSockaddrInet4
+			h.hdr.Iov = &sb.uiovs[i]
+			h.hdr.SetIovlen(1)
+			sb.uhdrs = append(sb.uhdrs, h)
+			uslots[i] = w
+			continue
+		case s.pfd >= 0 && w.rep.htype == 1 && w.rep.hlen == 6 && w.meta.ifindex > 0:
+			i := len(sb.lhdrs)
+			if i >= len(lslots) {
+				break
+			}
+			r := w.rep
+			sa := &sb.lnames[i]
+			*sa = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_IP),
+				Ifindex: int32(w.meta.ifindex), Halen: 6}
+			dst := uint32(0xffffffff)
+			if rt.kind == routeLink {
+				copy(sa.Addr[:6], r.chaddr[:6])
+				dst = addrU32(rt.dst.Addr())
+			} else {
+				copy(sa.Addr[:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			}
+			frame := r.frame(rt.src, dst, 67, rt.dst.Port())
+			sb.liovs[i].Base = &frame[0]
+			sb.liovs[i].SetLen(len(frame))
+			var h mmsghdr
+			h.hdr.Name = (*byte)(unsafe.Pointer(sa))
+			h.hdr.Namelen = unix.SizeofSockaddrLinklayer
+			h.hdr.Iov = &sb.liovs[i]
+			h.hdr.SetIovlen(1)
+			sb.lhdrs = append(sb.lhdrs, h)
+			lslots[i] = w
+			continue
+		}
+		if err := s.send(b, w); err != nil {
+			logErr(w, err)
+			continue
+		}
+		sent++
+	}
+	if len(sb.uhdrs) > 0 {
+		start := 0
+		err := s.raw.Write(func(fd uintptr) bool {
+			for start < len(sb.uhdrs) {
+				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&sb.uhdrs[start])),
+					uintptr(len(sb.uhdrs)-start), unix.MSG_DONTWAIT, 0, 0)
+				switch {
+				case e == unix.EAGAIN:
+					return false
+				case e == unix.EINTR:
+				case e != 0:
+					logErr(uslots[start], e) // this message fails; go on with the next
+					start++
+				default:
+					sent += int(r)
+					start += int(r)
+				}
+			}
+			return true
+		})
+		if err != nil {
+			for _, w := range uslots[start:len(sb.uhdrs)] {
+				logErr(w, err)
+			}
+		}
+	}
+	for start := 0; start < len(sb.lhdrs); {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.pfd), uintptr(unsafe.Pointer(&sb.lhdrs[start])),
+			uintptr(len(sb.lhdrs)-start), 0, 0, 0)
+		switch {
+		case e == unix.EINTR:
+		case e == unix.ENOBUFS:
+			time.Sleep(50 * time.Microsecond)
+		case e != 0:
+			logErr(lslots[start], e)
+			start++
+		default:
+			sent += int(r)
+			start += int(r)
+		}
+	}
+	return sent
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -64,6 +64,7 @@ type slot struct {
 // batch is a worker's set of slots and the transport's own per-worker state.
 type batch struct {
 	slots []*slot
+	ready []*slot // the slots whose replies go out
 	soob  []byte
 	sys   any // transport state (Linux: recvmmsg headers, link-layer address)
 }
@@ -78,7 +79,7 @@ func newSlot() *slot {
 }
 
 func newBatch(n int) *batch {
-	b := &batch{soob: make([]byte, 64)}
+	b := &batch{soob: make([]byte, 64), ready: make([]*slot, 0, n)}
 	for range n {
 		b.slots = append(b.slots, newSlot())
 	}
@@ -89,6 +90,12 @@ type transport interface {
 	// readBatch blocks until at least one packet is read and fills the first n slots.
 	readBatch(b *batch) (int, error)
 	send(b *batch, s *slot) error
+}
+
+// batchSender is a transport that sends a batch's replies with few system calls. It
+// returns how many went out and reports each failure.
+type batchSender interface {
+	sendBatch(b *batch, slots []*slot, logErr func(*slot, error)) int
 }
 
 func newTransport(c net.PacketConn) transport {
