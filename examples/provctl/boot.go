@@ -8,6 +8,7 @@ import (
 
 	"github.com/provkit/provkit/bmc"
 	"github.com/provkit/provkit/cluster"
+	"github.com/provkit/provkit/examples/internal/glue"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +61,7 @@ func (a *app) nodestatCmd() *cobra.Command {
 			}
 			var results []bmc.Result
 			if power {
-				targets, err := bmcTargets(v, names)
+				targets, err := glue.BMCTargets(v, names)
 				if err != nil {
 					return err
 				}

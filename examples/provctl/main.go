@@ -95,7 +95,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.lsdefCmd(), a.mkdefCmd(), a.chdefCmd(), a.rmdefCmd(),
 		a.makehostsCmd(),
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
-		a.rpowerCmd(), a.rsetbootCmd(),
+		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
 	} {
 		root.AddCommand(c)
 	}

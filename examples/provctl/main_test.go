@@ -267,3 +267,38 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+func TestMakedhcp(t *testing.T) {
+	c := newCLI(t)
+	c.ok("chtab", "key=domain", "site.value=cluster.com")
+	c.ok("mkdef", "-t", "network", "-o", "mgt", "net=10.0.0.0", "mask=255.255.255.0", "mgtifname=eth0", "tftpserver=10.0.0.1", "dynamicrange=10.0.0.200-10.0.0.250")
+	c.ok("nodeadd", "node[01-03]", "groups=compute,all", "noderes.netboot=xnba")
+	c.ok("chtab", "node=compute", `hosts.ip=|node(\d+)|10.0.0.($1+0)|`, "noderes.tftpserver=10.0.0.1")
+	c.ok("chtab", "node=node01", "mac.mac=52:54:00:00:00:01")
+	c.ok("chtab", "node=node02", "mac.mac=52:54:00:00:00:02!node02-alt|52:54:00:00:00:12")
+	c.ok("chtab", "node=node03", "mac.mac=11:22:33")
+	if got := c.ok("makedhcp", "node01,node02", "-q"); got != "node01: ip-address = 10.0.0.1, hardware-address = 52:54:00:00:00:01\nnode02: ip-address = 10.0.0.2, hardware-address = 52:54:00:00:00:02\nnode02: ip-address = 10.0.0.2, hardware-address = 52:54:00:00:00:12\n" {
+		t.Errorf("makedhcp -q = %q", got)
+	}
+	if e := c.fails("makedhcp", "node03"); !strings.Contains(e, `node03: Error: MAC address "11:22:33" is not valid`) {
+		t.Errorf("makedhcp with a short MAC: %q", e)
+	}
+	conf := filepath.Join(c.dir, "dhcpd.conf")
+	c.ok("makedhcp", "-n", "--isc-file", conf)
+	b, _ := os.ReadFile(conf)
+	if !strings.Contains(string(b), "subnet 10.0.0.0 netmask 255.255.255.0 {") || !strings.Contains(string(b), "range dynamic-bootp 10.0.0.200 10.0.0.250;") || strings.Contains(string(b), "host node01") {
+		t.Errorf("makedhcp -n wrote:\n%s", b)
+	}
+	c.ok("makedhcp", "node01,node02", "--isc-file", conf)
+	b, _ = os.ReadFile(conf)
+	for _, want := range []string{"host node01 {", "hardware ethernet 52:54:00:00:00:01;", "fixed-address 10.0.0.1;", "host node02-alt {"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("after makedhcp node01,node02 the file lacks %q:\n%s", want, b)
+		}
+	}
+	c.ok("makedhcp", "node01", "-d", "--isc-file", conf)
+	b, _ = os.ReadFile(conf)
+	if strings.Contains(string(b), "host node01 {") || !strings.Contains(string(b), "node02") {
+		t.Errorf("after makedhcp -d node01:\n%s", b)
+	}
+}
