@@ -65,7 +65,10 @@ func Unpack(ctx context.Context, r io.Reader, dir string, opts UnpackOptions) (U
 	format := opts.Format
 	if format == "" {
 		head, _ := br.Peek(512)
-		format = detectArchive(head)
+		format = DetectFormat(head)
+		if format == Squashfs {
+			return stats, fmt.Errorf("image: unpack: squashfs cannot be unpacked from a stream (mount it): %w", ErrFormat)
+		}
 		if format == "" {
 			return stats, fmt.Errorf("image: unpack: stream is neither cpio (newc) nor tar (after %s decompression): %w", comp, ErrFormat)
 		}
@@ -98,12 +101,15 @@ func Unpack(ctx context.Context, r io.Reader, dir string, opts UnpackOptions) (U
 	return stats, nil
 }
 
-// detectArchive tells cpio from tar by the stream's first bytes (512 for tar).
-func detectArchive(head []byte) Format {
-	if bytes.HasPrefix(head, magicNewc) || bytes.HasPrefix(head, magicNewcCRC) {
+// DetectFormat tells a packed image's format from the first bytes of its decompressed
+// stream (512 are enough): CPIO, Tar or Squashfs, or "" when it is none of them.
+func DetectFormat(head []byte) Format {
+	switch {
+	case bytes.HasPrefix(head, magicNewc) || bytes.HasPrefix(head, magicNewcCRC):
 		return CPIO
-	}
-	if len(head) >= 262 && bytes.Equal(head[257:262], []byte("ustar")) {
+	case bytes.HasPrefix(head, magicSquashfs):
+		return Squashfs
+	case len(head) >= 262 && bytes.Equal(head[257:262], []byte("ustar")):
 		return Tar
 	}
 	return ""
@@ -195,7 +201,7 @@ func unpackTar(r io.Reader, x *extractor) error {
 			}
 		}
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old archives still use '\x00'
+		case tar.TypeReg: // the reader reports old '\x00' entries as TypeReg
 			n.mode |= unix.S_IFREG
 			n.size, n.r = h.Size, tr
 		case tar.TypeDir:

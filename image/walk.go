@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -283,13 +284,15 @@ var errBadPattern = errors.New("syntax error in pattern")
 
 // matchGlob is fnmatch(3) without FNM_PATHNAME: "*" and "?" match any character,
 // "/" included; "[...]" is a character class ("[!...]" or "[^...]" negated); "\\"
-// quotes the next character.
+// quotes the next character. Characters are UTF-8 runes; bytes that are not valid
+// UTF-8 count as one character each.
 func matchGlob(pattern, name string) (bool, error) {
 	// Iterative matcher with backtracking to the last star, linear in practice.
 	px, nx := 0, 0
 	starPx, starNx := -1, -1
 	for nx < len(name) || px < len(pattern) {
 		if px < len(pattern) {
+			_, nw := utf8.DecodeRuneInString(name[nx:])
 			switch c := pattern[px]; c {
 			case '*':
 				starPx, starNx = px, nx
@@ -298,42 +301,46 @@ func matchGlob(pattern, name string) (bool, error) {
 			case '?':
 				if nx < len(name) {
 					px++
-					nx++
+					nx += nw
 					continue
 				}
 			case '[':
 				if nx < len(name) {
-					ok, width, err := matchClass(pattern[px:], name[nx])
+					r, _ := utf8.DecodeRuneInString(name[nx:])
+					ok, width, err := matchClass(pattern[px:], r)
 					if err != nil {
 						return false, err
 					}
 					if ok {
 						px += width
-						nx++
+						nx += nw
 						continue
 					}
-				} else if _, _, err := matchClass(pattern[px:], 0); err != nil {
+				} else if _, _, err := matchClass(pattern[px:], -1); err != nil {
 					return false, err
 				}
 			case '\\':
 				if px+1 >= len(pattern) {
 					return false, errBadPattern
 				}
-				if nx < len(name) && name[nx] == pattern[px+1] {
-					px += 2
-					nx++
+				_, pw := utf8.DecodeRuneInString(pattern[px+1:])
+				if nx < len(name) && name[nx:nx+nw] == pattern[px+1:px+1+pw] {
+					px += 1 + pw
+					nx += nw
 					continue
 				}
 			default:
-				if nx < len(name) && name[nx] == c {
-					px++
-					nx++
+				_, pw := utf8.DecodeRuneInString(pattern[px:])
+				if nx < len(name) && name[nx:nx+nw] == pattern[px:px+pw] {
+					px += pw
+					nx += nw
 					continue
 				}
 			}
 		}
 		if starPx >= 0 && starNx < len(name) {
-			starNx++
+			_, w := utf8.DecodeRuneInString(name[starNx:])
+			starNx += w
 			px, nx = starPx+1, starNx
 			continue
 		}
@@ -350,7 +357,7 @@ func checkPattern(p string) error {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
 		case '[':
-			_, w, err := matchClass(p[i:], 0)
+			_, w, err := matchClass(p[i:], -1)
 			if err != nil {
 				return err
 			}
@@ -366,13 +373,27 @@ func checkPattern(p string) error {
 }
 
 // matchClass matches c against the bracket expression at the start of p and returns
-// the expression's width.
-func matchClass(p string, c byte) (ok bool, width int, err error) {
+// the expression's width in bytes.
+func matchClass(p string, c rune) (ok bool, width int, err error) {
 	i := 1
 	neg := false
 	if i < len(p) && (p[i] == '!' || p[i] == '^') {
 		neg = true
 		i++
+	}
+	next := func() (rune, bool) {
+		if i >= len(p) {
+			return 0, false
+		}
+		if p[i] == '\\' {
+			i++
+			if i >= len(p) {
+				return 0, false
+			}
+		}
+		r, w := utf8.DecodeRuneInString(p[i:])
+		i += w
+		return r, true
 	}
 	first := true
 	for {
@@ -384,26 +405,16 @@ func matchClass(p string, c byte) (ok bool, width int, err error) {
 			break
 		}
 		first = false
-		lo := p[i]
-		if lo == '\\' {
-			i++
-			if i >= len(p) {
-				return false, 0, errBadPattern
-			}
-			lo = p[i]
+		lo, ok2 := next()
+		if !ok2 {
+			return false, 0, errBadPattern
 		}
-		i++
 		hi := lo
 		if i+1 < len(p) && p[i] == '-' && p[i+1] != ']' {
-			hi = p[i+1]
-			if hi == '\\' {
-				if i+2 >= len(p) {
-					return false, 0, errBadPattern
-				}
-				hi = p[i+2]
-				i++
+			i++
+			if hi, ok2 = next(); !ok2 {
+				return false, 0, errBadPattern
 			}
-			i += 2
 		}
 		if lo <= c && c <= hi {
 			ok = true
