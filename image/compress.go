@@ -3,11 +3,14 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
 	"io"
+	"os/exec"
 	"runtime"
+	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
@@ -112,9 +115,16 @@ func DetectCompression(head []byte) Compression {
 }
 
 // Decompress returns a reader of the decompressed stream of r, whose compression it
-// detects from the first bytes (gzip, zstd, xz, or none). Closing it releases the
-// decompressor, not r.
+// detects from the first bytes (gzip, zstd, xz, or none). It is pure Go (nodeinit uses
+// it). Closing it releases the decompressor, not r.
 func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+	return decompress(context.Background(), r, false)
+}
+
+// decompress is Decompress; with useXz, it runs xz streams through the xz program when
+// there is one, about four times faster than the Go decoder (a kernel package's 400 MB
+// data.tar.xz: 16 s instead of 88 s here), stopped when ctx is done.
+func decompress(ctx context.Context, r io.Reader, useXz bool) (io.ReadCloser, Compression, error) {
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < 16 {
 		br = bufio.NewReaderSize(r, 64<<10)
@@ -124,6 +134,11 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 		return nil, None, fmt.Errorf("image: read stream head: %w", err)
 	}
 	c := DetectCompression(head)
+	if c == Xz && useXz {
+		if p, err := exec.LookPath("xz"); err == nil {
+			return execDecompress(ctx, br, p, "-dc")
+		}
+	}
 	switch c {
 	case Gzip:
 		zr, err := gzip.NewReader(br)
@@ -153,3 +168,59 @@ func Decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 type zstdCloser struct{ *zstd.Decoder }
 
 func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
+
+// execDecompress pipes r through a decompressing program.
+func execDecompress(ctx context.Context, r io.Reader, prog string, args ...string) (io.ReadCloser, Compression, error) {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Stdin = r
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, Xz, fmt.Errorf("image: %s: %w", prog, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, Xz, fmt.Errorf("image: %s: %w", prog, err)
+	}
+	return &cmdReader{rc: out, cmd: cmd, stderr: &stderr}, Xz, nil
+}
+
+// cmdReader reads a program's output; a read that reaches the end reports the
+// program's failure, so a corrupt stream is an error and not a short file.
+type cmdReader struct {
+	rc     io.ReadCloser
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	waited bool
+	err    error
+}
+
+func (c *cmdReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if err == io.EOF {
+		if werr := c.wait(); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+func (c *cmdReader) wait() error {
+	if !c.waited {
+		c.waited = true
+		if err := c.cmd.Wait(); err != nil {
+			c.err = fmt.Errorf("image: %s: %w: %s", c.cmd.Path, err, strings.TrimSpace(c.stderr.String()))
+		}
+	}
+	return c.err
+}
+
+// Close stops the program if it is still running and reaps it.
+func (c *cmdReader) Close() error {
+	if !c.waited && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	c.rc.Close()
+	_ = c.wait()
+	return nil
+}
