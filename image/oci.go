@@ -158,4 +158,3 @@ func (o OCI) pick(idx v1.ImageIndex, want v1.Platform, top bool) (v1.Image, erro
 	}
 	return idx.Image(d.Digest)
 }
-
