@@ -73,7 +73,10 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 		cfg.Name = "vm"
 	}
 	tap := cfg.Net.Tap(tb)
-	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(cfg.MemoryMB), "-smp", "1",
+	// -cpu max gives the guest RDRAND, so the kernel's random pool is ready at once:
+	// with qemu's default CPU a TCG guest has no entropy source and getrandom() (Go's
+	// crypto/rand, hence every DHCP transaction ID) blocks for minutes.
+	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", strconv.Itoa(cfg.MemoryMB), "-smp", "1",
 		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-no-user-config",
 		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 		"-device", cfg.NIC + ",netdev=n0,mac=" + cfg.MAC.String()}
