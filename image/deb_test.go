@@ -187,3 +187,48 @@ func FuzzArReader(f *testing.F) {
 		}
 	})
 }
+
+// TestMakeBoot takes the kernel and modules from a linux-image-like package and from
+// an image tree, and writes kernel + initramfs where xCAT expects them.
+func TestMakeBoot(t *testing.T) {
+	needPrograms(t, "dpkg-deb", "cpio", "gzip")
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs /bin/busybox as a static init")
+	}
+	root, ver := makeModuleTree(t, false)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(root, "boot"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "boot/vmlinuz-"+ver), []byte("bzImage"), 0o644))
+	must(os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "DEBIAN/control"), []byte(
+		"Package: linux-image-test\nVersion: 1\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: t\n"), 0o644))
+	deb := filepath.Join(t.TempDir(), "linux-image-test.deb")
+	run(t, "", "", "dpkg-deb", "--root-owner-group", "-Zxz", "-b", root, deb)
+	for _, spec := range []BootSpec{
+		{KernelDeb: deb, Init: "/bin/busybox", Modules: []string{"a"}},
+		{ImageRoot: root, Init: "/bin/busybox", Modules: []string{"c"}, InitrdName: "initrd.gz", KernelName: "vmlinuz"},
+	} {
+		spec.Dir = filepath.Join(t.TempDir(), "xcat/osimage/img")
+		got, err := MakeBoot(context.Background(), spec)
+		if err != nil {
+			t.Fatalf("MakeBoot(%+v): %v", spec, err)
+		}
+		if b, _ := os.ReadFile(got.Kernel); string(b) != "bzImage" || got.KernelVersion != ver {
+			t.Errorf("kernel %s holds %q, version %q", got.Kernel, b, got.KernelVersion)
+		}
+		list := string(runPipe(t, "sh", "-c", "gzip -dc < "+got.Initrd+" | cpio -t --quiet"))
+		for _, want := range []string{"init\n", "etc/provkit/modules\n", "lib/modules/" + ver + "/kernel/fs/d.ko\n"} {
+			if !strings.Contains(list, want) {
+				t.Errorf("initramfs %s lacks %q:\n%s", got.Initrd, want, list)
+			}
+		}
+	}
+	if _, err := MakeBoot(context.Background(), BootSpec{Dir: t.TempDir(), Init: "/bin/busybox"}); err == nil {
+		t.Errorf("MakeBoot without a kernel source = nil, want an error")
+	}
+}

@@ -59,15 +59,16 @@ type InitramfsInfo struct {
 	Written       int64    // bytes
 }
 
-// Netboot module sets for InitramfsSpec.Modules.
-var (
-	// VirtioNetModules drive a virtio-net NIC (qemu, most clouds).
-	VirtioNetModules = []string{"virtio_pci", "virtio_net"}
-	// NFSRootModules mount an NFSv3 root with the kernel client.
-	NFSRootModules = []string{"nfsv3"}
-	// SquashfsRootModules mount a squashfs image with a writable tmpfs overlay.
-	SquashfsRootModules = []string{"loop", "squashfs", "overlay"}
-)
+// VirtioNetModules returns the modules that drive a virtio-net NIC (qemu, most clouds),
+// for InitramfsSpec.Modules.
+func VirtioNetModules() []string { return []string{"virtio_pci", "virtio_net"} }
+
+// NFSRootModules returns the modules that mount an NFSv3 root with the kernel client.
+func NFSRootModules() []string { return []string{"nfsv3"} }
+
+// SquashfsRootModules returns the modules that mount a squashfs image with a writable
+// tmpfs overlay.
+func SquashfsRootModules() []string { return []string{"loop", "squashfs", "overlay"} }
 
 // WriteInitramfs writes the netboot initramfs described by spec to w, as a cpio newc
 // archive that the kernel unpacks: /init, /dev/console (so /init has a console before

@@ -133,9 +133,9 @@ func (n *node) serveFile(urlPath, file string) string {
 }
 
 // boot writes the iPXE script (xCAT's BOOTIF form), starts dnsmasq and the VM.
-func (n *node) boot(t *testing.T, k *vmtest.Kernel, initrd, cmdline string) *vmtest.VM {
+func (n *node) boot(t *testing.T, kernelFile, initrd, cmdline string) *vmtest.VM {
 	t.Helper()
-	kernel := n.serveFile("/boot/kernel", k.Vmlinuz)
+	kernel := n.serveFile("/boot/kernel", kernelFile)
 	ird := n.serveFile("/boot/initrd-stateless.gz", initrd)
 	script := fmt.Sprintf("#!ipxe\nkernel %s console=ttyS0 quiet panic=-1 NODE=%s BOOTIF=01-${netX/mac:hexhyp} provkit.status=%s/status %s\ninitrd %s\nboot\n",
 		kernel, n.name, n.base, cmdline, ird)
@@ -154,7 +154,7 @@ func initramfs(t *testing.T, k *vmtest.Kernel, modules ...string) string {
 	out := filepath.Join(t.TempDir(), "initrd-stateless.gz")
 	info, err := image.WriteInitramfsFile(context.Background(), out, image.InitramfsSpec{
 		Init: bin, KernelRoot: k.Root, KernelVersion: k.Version,
-		Modules:  append(append([]string(nil), image.VirtioNetModules...), modules...),
+		Modules:  append(image.VirtioNetModules(), modules...),
 		Files:    map[string]string{"bin/busybox": vmtest.Busybox},
 		Symlinks: map[string]string{"bin/sh": "busybox"},
 	})
@@ -189,7 +189,16 @@ func TestVMNodeinitStateless(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := n.serveFile("/install/netboot/rootimg.cpio.gz", img)
-	vm := n.boot(t, k, initramfs(t, k), "imgurl="+url+" provkit.debug=1")
+	// The boot files as provd will serve them: kernel and initramfs made by MakeBoot
+	// from the extracted kernel package.
+	boot, err := image.MakeBoot(context.Background(), image.BootSpec{
+		Dir: filepath.Join(t.TempDir(), "tftpboot/xcat/osimage/test"), ImageRoot: k.Root, KernelVersion: k.Version,
+		Init: vmtest.BuildGo(t, "github.com/provkit/provkit/examples/nodeinit"), Modules: image.VirtioNetModules(),
+	})
+	if err != nil {
+		t.Fatalf("image.MakeBoot: %v", err)
+	}
+	vm := n.boot(t, boot.Kernel, boot.Initrd, "imgurl="+url+" provkit.debug=1")
 	got := n.recv.wait(t, vm, n.name, 4*time.Minute, isFinal)
 	if diff := cmp.Diff(bootedStates, got); diff != "" {
 		t.Fatalf("states of %s (-want +got):\n%s", n.name, diff)
@@ -219,7 +228,7 @@ func TestVMNodeinitSquashfs(t *testing.T) {
 	if _, err := image.PackFile(context.Background(), root, img, image.PackOptions{Format: image.Squashfs, Compression: image.Zstd}); err != nil {
 		t.Fatal(err)
 	}
-	vm := n.boot(t, k, initramfs(t, k, image.SquashfsRootModules...), "imgurl="+n.serveFile("/rootimg.sfs", img))
+	vm := n.boot(t, k.Vmlinuz, initramfs(t, k, image.SquashfsRootModules()...), "imgurl="+n.serveFile("/rootimg.sfs", img))
 	got := n.recv.wait(t, vm, n.name, 4*time.Minute, isFinal)
 	if diff := cmp.Diff(bootedStates, got); diff != "" {
 		t.Fatalf("states of %s (-want +got):\n%s", n.name, diff)
@@ -249,7 +258,7 @@ func TestVMNodeinitNFS(t *testing.T) {
 		<-done
 	})
 	opts := "ro,port=2049,mountport=2049,noacl"
-	vm := n.boot(t, k, initramfs(t, k, image.NFSRootModules...), fmt.Sprintf("root=nfs:%s:/:%s", n.net.Addr.Addr(), opts))
+	vm := n.boot(t, k.Vmlinuz, initramfs(t, k, image.NFSRootModules()...), fmt.Sprintf("root=nfs:%s:/:%s", n.net.Addr.Addr(), opts))
 	got := n.recv.wait(t, vm, n.name, 4*time.Minute, isFinal)
 	if diff := cmp.Diff(bootedStates, got); diff != "" {
 		t.Fatalf("states of %s (-want +got):\n%s", n.name, diff)
@@ -267,7 +276,7 @@ func TestVMNodeinitFailure(t *testing.T) {
 	t.Parallel()
 	k := vmtest.DebianKernel(t)
 	n := newNode(t, 23)
-	vm := n.boot(t, k, initramfs(t, k), "imgurl="+n.base+"/no/such/image.cpio.gz provkit.rescue=1")
+	vm := n.boot(t, k.Vmlinuz, initramfs(t, k), "imgurl="+n.base+"/no/such/image.cpio.gz provkit.rescue=1")
 	got := n.recv.wait(t, vm, n.name, 4*time.Minute, isFinal)
 	if len(got) != 2 || got[0] != StateNetbooting || !strings.HasPrefix(got[1], "failed: ") || !strings.Contains(got[1], "404") {
 		t.Fatalf("states of %s = %q, want netbooting then failed: ... 404", n.name, got)
