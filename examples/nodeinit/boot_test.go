@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -296,4 +298,30 @@ func ExampleParseCmdline() {
 	//   "root": "stateless http://10.0.0.1:80//install/netboot/rootimg.cpio.gz",
 	//   "status": "http://10.0.0.1:8080/status"
 	// }
+}
+
+func TestImageChecksum(t *testing.T) {
+	data := strings.Repeat("image bytes ", 1000)
+	sum := sha256.Sum256([]byte(data))
+	for _, tt := range []struct {
+		name string
+		want []byte
+		ok   bool
+	}{
+		{"match", sum[:], true},
+		{"mismatch", make([]byte, 32), false},
+		{"not asked", nil, true},
+	} {
+		var out bytes.Buffer
+		cr := &countReader{r: strings.NewReader(data), con: &console{w: &out, start: time.Now()}, next: time.Now().Add(time.Hour)}
+		if tt.want != nil {
+			cr.hash = sha256.New()
+		}
+		// The unpacker stops reading before the end (archive padding): verify reads the rest.
+		io.CopyN(io.Discard, cr, 100)
+		err := cr.verify(tt.want)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: verify = %v", tt.name, err)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +22,7 @@ type Config struct {
 	BootIF     net.HardwareAddr // BOOTIF=01-aa-bb-cc-dd-ee-ff (or aa:bb:cc:dd:ee:ff)
 	Interface  string           // provkit.ifname=
 	ImageURL   *url.URL         // imgurl=
+	ImageSHA   []byte           // provkit.imgsha256=<hex>: checksum of the image as served
 	NFS        *NFSRoot         // root=nfs:<server>:<path>[:<options>]
 	Init       string           // provkit.init=, default /sbin/init
 	StatusURL  *url.URL         // provkit.status=
@@ -112,6 +115,12 @@ func ParseCmdline(s string) (Config, error) {
 			c.ImageURL = u
 		case "root":
 			root = v
+		case "provkit.imgsha256":
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != sha256.Size {
+				return c, bad(k, v, "want the 64 hex digits of a SHA-256")
+			}
+			c.ImageSHA = b
 		case "provkit.init":
 			if !path.IsAbs(v) || path.Clean(v) != v {
 				return c, bad(k, v, "want an absolute path like /sbin/init")
@@ -176,6 +185,9 @@ func ParseCmdline(s string) (Config, error) {
 	}
 	if c.ImageURL != nil && c.NFS != nil {
 		return c, fmt.Errorf("%w: both imgurl= and root=nfs: given; pick one", ErrCmdline)
+	}
+	if c.ImageSHA != nil && c.ImageURL == nil {
+		return c, fmt.Errorf("%w: provkit.imgsha256= without imgurl=", ErrCmdline)
 	}
 	if c.ImageURL == nil && c.NFS == nil {
 		return c, fmt.Errorf("%w: no root: give imgurl=http://... (a packed image) or root=nfs:<server>:<path>", ErrCmdline)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
@@ -69,6 +71,11 @@ func TestParseCmdline(t *testing.T) {
 		{name: "nfs relative path", in: "root=nfs:server:export", err: "not absolute"},
 		{name: "nfs no path", in: "root=nfs:server", err: "root="},
 		{name: "status not url", in: "imgurl=http://a/x provkit.status=10.0.0.1", err: "provkit.status="},
+		{name: "checksum", in: "imgurl=http://a/x provkit.imgsha256=" + strings.Repeat("ab", 32), want: func(c *Config) {
+			c.ImageSHA = bytes.Repeat([]byte{0xab}, 32)
+		}},
+		{name: "short checksum", in: "imgurl=http://a/x provkit.imgsha256=abcd", err: "provkit.imgsha256="},
+		{name: "checksum without imgurl", in: "root=nfs:a:/x provkit.imgsha256=" + strings.Repeat("ab", 32), err: "without imgurl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,6 +145,9 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 		if c.ImageURL != nil {
 			q("imgurl", c.ImageURL.String())
+		}
+		if c.ImageSHA != nil {
+			q("provkit.imgsha256", hex.EncodeToString(c.ImageSHA))
 		}
 		if c.NFS != nil {
 			v := "nfs:" + c.NFS.Server + ":" + c.NFS.Path

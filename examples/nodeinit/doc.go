@@ -42,6 +42,10 @@
 //	    port=<nfs port>,mountport=<mountd port>; noacl saves a round trip.
 //	    Example: root=nfs:10.0.0.1:/install/netboot/rootimg:ro,port=2049,mountport=2049,noacl
 //
+//	provkit.imgsha256=<64 hex digits>
+//	    The SHA-256 of the image file as served. nodeinit hashes the download while
+//	    it unpacks and refuses to switch to a root whose checksum differs.
+//
 // The node and its reports:
 //
 //	NODE=<name>

@@ -46,6 +46,9 @@ func check(w io.Writer, cmdline string) int {
 	if cfg.ImageURL != nil {
 		plan["root"] = "stateless " + cfg.ImageURL.String()
 	}
+	if cfg.ImageSHA != nil {
+		plan["imgsha256"] = fmt.Sprintf("%x", cfg.ImageSHA)
+	}
 	if cfg.NFS != nil {
 		plan["root"] = "nfs " + cfg.NFS.Server + ":" + cfg.NFS.Path
 		plan["nfsoptions"] = cfg.NFS.mountOptions(mustAddr(cfg.NFS.Server))

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -45,6 +48,9 @@ func fetchRoot(ctx context.Context, cfg Config, dir string, con *console) error 
 	defer resp.Body.Close()
 	start := time.Now()
 	cr := &countReader{r: resp.Body, con: con, total: resp.ContentLength, start: start, next: start.Add(5 * time.Second)}
+	if cfg.ImageSHA != nil {
+		cr.hash = sha256.New()
+	}
 	dr, comp, err := image.Decompress(bufio.NewReaderSize(cr, 1<<20))
 	if err != nil {
 		return fmt.Errorf("root image %s: %w", u, err)
@@ -67,6 +73,9 @@ func fetchRoot(ctx context.Context, cfg Config, dir string, con *console) error 
 		if err != nil {
 			return fmt.Errorf("root image %s: after %d entries: %w", u, st.Entries, err)
 		}
+		if err := cr.verify(cfg.ImageSHA); err != nil {
+			return fmt.Errorf("root image %s: %w", u, err)
+		}
 		con.printf("root: %d entries, %.1f MiB unpacked from %.1f MiB in %.1fs",
 			st.Entries, float64(st.Bytes)/(1<<20), float64(cr.n)/(1<<20), time.Since(start).Seconds())
 		if st.XattrsSkipped > 0 {
@@ -74,7 +83,7 @@ func fetchRoot(ctx context.Context, cfg Config, dir string, con *console) error 
 		}
 		return nil
 	case image.Squashfs:
-		return squashfsRoot(ctx, br, dir, u, cr, con)
+		return squashfsRoot(ctx, br, dir, u, cr, cfg.ImageSHA, con)
 	}
 	n := min(len(head), 16)
 	return fmt.Errorf("root image %s: not a cpio, tar or squashfs image (after %s decompression; first bytes %q)", u, comp, head[:n])
@@ -117,7 +126,8 @@ func getWithRetry(ctx context.Context, u string, con *console) (*http.Response, 
 	return nil, last
 }
 
-// countReader counts downloaded bytes and prints progress every few seconds.
+// countReader counts (and hashes) downloaded bytes and prints progress every few
+// seconds.
 type countReader struct {
 	r     io.Reader
 	n     int64
@@ -125,11 +135,31 @@ type countReader struct {
 	con   *console
 	start time.Time
 	next  time.Time
+	hash  hash.Hash // nil: no checksum asked
+}
+
+// verify reads what is left of the download (an archive ends before its padding) and
+// compares the checksum, if one was asked for.
+func (c *countReader) verify(want []byte) error {
+	if want == nil {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, io.LimitReader(c, 1<<20)); err != nil {
+		return fmt.Errorf("read the end of the image: %w", err)
+	}
+	if got := c.hash.Sum(nil); !bytes.Equal(got, want) {
+		return fmt.Errorf("SHA-256 %x, want %x (provkit.imgsha256): the image is corrupt or not the one meant", got, want)
+	}
+	c.con.printf("root: SHA-256 matches")
+	return nil
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.hash != nil {
+		c.hash.Write(p[:n])
+	}
 	if now := time.Now(); now.After(c.next) {
 		c.next = now.Add(5 * time.Second)
 		el := now.Sub(c.start).Seconds()
@@ -145,7 +175,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // squashfsRoot stores the image in /run, mounts it through a loop device and puts a
 // tmpfs overlay on it at dir. Needs the loop, squashfs and overlay modules.
-func squashfsRoot(ctx context.Context, r io.Reader, dir, u string, cr *countReader, con *console) error {
+func squashfsRoot(ctx context.Context, r io.Reader, dir, u string, cr *countReader, sum []byte, con *console) error {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return err
 	}
@@ -159,6 +189,9 @@ func squashfsRoot(ctx context.Context, r io.Reader, dir, u string, cr *countRead
 	}
 	if err != nil {
 		return fmt.Errorf("root image %s: store squashfs: %w", u, err)
+	}
+	if err := cr.verify(sum); err != nil {
+		return fmt.Errorf("root image %s: %w", u, err)
 	}
 	con.printf("root: squashfs image of %.1f MiB stored in %.1fs; mounting", float64(cr.n)/(1<<20), time.Since(cr.start).Seconds())
 	if err := os.MkdirAll(lowerDir, 0o755); err != nil {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -198,7 +199,11 @@ func TestVMNodeinitStateless(t *testing.T) {
 	if err != nil {
 		t.Fatalf("image.MakeBoot: %v", err)
 	}
-	vm := n.boot(t, boot.Kernel, boot.Initrd, "imgurl="+url+" provkit.debug=1")
+	sum, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := n.boot(t, boot.Kernel, boot.Initrd, fmt.Sprintf("imgurl=%s provkit.imgsha256=%x provkit.debug=1", url, sha256.Sum256(sum)))
 	got := n.recv.wait(t, vm, n.name, 4*time.Minute, isFinal)
 	if diff := cmp.Diff(bootedStates, got); diff != "" {
 		t.Fatalf("states of %s (-want +got):\n%s", n.name, diff)
