@@ -322,7 +322,7 @@ func (d Debootstrap) populate(ctx context.Context, b *builder, dir string) error
 	}
 	args = append(args, d.Suite, dir, mirror)
 	b.log.Info("image: debootstrap", "suite", d.Suite, "mirror", mirror, "variant", variant)
-	return inPrivateMounts(func() error {
+	err := inPrivateMounts(func() error {
 		cmd := exec.CommandContext(ctx, "debootstrap", args...)
 		cmd.Stdout, cmd.Stderr = b.out, b.out
 		cmd.Env = append(os.Environ(), "LC_ALL=C")
@@ -331,6 +331,25 @@ func (d Debootstrap) populate(ctx context.Context, b *builder, dir string) error
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return cleanAptCache(dir)
+}
+
+// cleanAptCache removes the downloaded packages debootstrap leaves in
+// /var/cache/apt/archives (apt-get clean): an image does not ship them.
+func cleanAptCache(root string) error {
+	debs, err := filepath.Glob(filepath.Join(root, "var/cache/apt/archives", "*.deb"))
+	if err != nil {
+		return err
+	}
+	for _, d := range debs {
+		if err := os.Remove(d); err != nil {
+			return fmt.Errorf("image: apt cache: %w", err)
+		}
+	}
+	return nil
 }
 
 // Tarball takes the root filesystem from an archive of it: tar or cpio, compressed with

@@ -37,6 +37,9 @@ func TestRootBuildDebootstrap(t *testing.T) {
 			t.Errorf("image lacks %s: %v", p, err)
 		}
 	}
+	if debs, _ := filepath.Glob(filepath.Join(dir, "var/cache/apt/archives/*.deb")); len(debs) > 0 {
+		t.Errorf("%d downloaded packages left in /var/cache/apt/archives", len(debs))
+	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "etc/hostname")); string(b) != "provkit-node\n" {
 		t.Errorf("postinstall hook: /etc/hostname = %q", b)
 	}

@@ -16,7 +16,9 @@
 //   - StartDnsmasq: dnsmasq as DHCP + TFTP server with router advertisements, the
 //     baseline boot server; StartRA: router advertisements alone, for tests that bring
 //     their own DHCP (the iPXE ROM waits ~16 s for an RA before it loads anything).
-//     ServeHTTP: a Go HTTP server inside the namespace.
+//     ServeHTTP: a Go HTTP server inside the namespace; Listen: any TCP listener
+//     there. (A client in the namespace must dial inside netns.NS.Do itself:
+//     http.Transport dials from other goroutines, which are outside it.)
 //   - StartVM: qemu-system-x86_64 (TCG, no KVM needed) with virtio-net on a tap of
 //     the bridge, network boot through the ipxe-qemu ROM (or a direct kernel boot),
 //     the serial console captured; WaitFor waits for a console line. When the test
