@@ -52,12 +52,17 @@ type Spec struct {
 	Output io.Writer
 	// Logger receives progress (one line per step). If nil, discard.
 	Logger *slog.Logger
+	// Boot, if set, also makes the boot files once the tree is in place (xCAT's
+	// genimage makes the initrd with the image's netdrivers): MakeBoot with Boot, whose
+	// ImageRoot defaults to Dir.
+	Boot *BootSpec
 }
 
 // Result describes a finished build.
 type Result struct {
 	Dir     string
 	Elapsed time.Duration
+	Boot    *BootFiles // when Spec.Boot was set
 }
 
 // ErrExists is returned when Spec.Dir already holds an image and Spec.Replace is false.
@@ -154,7 +159,24 @@ func Build(ctx context.Context, spec Spec) (Result, error) {
 			return Result{}, fmt.Errorf("image: build: remove the previous image: %w", err)
 		}
 	}
-	return Result{Dir: dir, Elapsed: time.Since(start)}, nil
+	res := Result{Dir: dir}
+	if spec.Boot != nil {
+		bs := *spec.Boot
+		if bs.ImageRoot == "" && bs.KernelDeb == "" {
+			bs.ImageRoot = dir
+		}
+		if bs.Logger == nil {
+			bs.Logger = b.log
+		}
+		b.log.Info("image: boot files", "dir", bs.Dir)
+		bf, err := MakeBoot(ctx, bs)
+		if err != nil {
+			return res, err
+		}
+		res.Boot = &bf
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
 }
 
 // failed wraps a failed step's error with the end of its output.

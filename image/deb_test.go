@@ -232,3 +232,29 @@ func TestMakeBoot(t *testing.T) {
 		t.Errorf("MakeBoot without a kernel source = nil, want an error")
 	}
 }
+
+// TestBuildWithBoot: genimage in one call, tree then boot files from it.
+func TestBuildWithBoot(t *testing.T) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs /bin/busybox as a static init")
+	}
+	src, ver := makeModuleTree(t, true)
+	if err := os.MkdirAll(filepath.Join(src, "boot"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "boot/vmlinuz-"+ver), []byte("bzImage"), 0o644)
+	bootDir := filepath.Join(t.TempDir(), "tftpboot")
+	res, err := Build(context.Background(), Spec{Dir: filepath.Join(t.TempDir(), "rootimg"), Source: Directory{Path: src},
+		Boot: &BootSpec{Dir: bootDir, Init: "/bin/busybox", Modules: []string{"a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Boot == nil || res.Boot.KernelVersion != ver || len(res.Boot.Modules) != 5 {
+		t.Fatalf("Build boot files = %+v", res.Boot)
+	}
+	for _, f := range []string{"kernel", "initrd-stateless.gz"} {
+		if _, err := os.Stat(filepath.Join(bootDir, f)); err != nil {
+			t.Errorf("boot dir lacks %s: %v", f, err)
+		}
+	}
+}
