@@ -92,4 +92,3 @@ func BenchmarkUnpack(b *testing.B) {
 		})
 	}
 }
-
