@@ -96,6 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.makehostsCmd(),
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
 		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
+		a.genimageCmd(), a.packimageCmd(),
 	} {
 		root.AddCommand(c)
 	}
