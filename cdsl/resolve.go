@@ -37,24 +37,7 @@ func (r *Repo) Resolve(node, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return resolve(r.inv, tree, c), nil
-}
-
-func resolve(inv *inventory, tree, c string) string {
-	l := inv.Layout
-	if under(c, l.Link) {
-		return join(tree, c[min(len(c), len(l.Link)+1):])
-	}
-	e, ok := inv.governing(c)
-	if !ok {
-		return c
-	}
-	if e.Type == Shared {
-		return join(l.SharedTree, c)
-	}
-	return join(tree, c)
+	return r.Snapshot().Resolve(tree, c), nil
 }
 
 // A Mount is one bind mount of a node's boot plan, both paths absolute inside the node's
@@ -74,4 +57,59 @@ func (r *Repo) Mounts(node string) ([]Mount, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return []Mount{{Source: "/" + tree, Target: "/" + r.inv.Layout.Link}}, nil
+}
+
+// A Snapshot is an immutable copy of the inventory for resolving many paths fast and
+// without locks or file system access, as a server exporting the root does per request.
+type Snapshot struct {
+	layout Layout
+	types  map[string]Type
+	inv    *inventory
+}
+
+// Snapshot returns the inventory as it is now.
+func (r *Repo) Snapshot() *Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &Snapshot{layout: r.inv.Layout, types: map[string]Type{}, inv: r.inv.clone()}
+	for _, e := range r.inv.Entries {
+		s.types[e.Path] = e.Type
+	}
+	return s
+}
+
+// Layout is the snapshot's layout.
+func (s *Snapshot) Layout() Layout { return s.layout }
+
+// Entries are the CDSLs, sorted by path.
+func (s *Snapshot) Entries() []Entry { return s.inv.clone().Entries }
+
+// Type returns the type of the CDSL at the clean path p, if p is one.
+func (s *Snapshot) Type(p string) (Type, bool) {
+	t, ok := s.types[p]
+	return t, ok
+}
+
+// Resolve is Repo.Resolve for a clean path p ("" for the root; see CleanPath) and the
+// node's tree as NodeTree returned it.
+func (s *Snapshot) Resolve(tree, p string) string {
+	l := s.layout
+	if under(p, l.Link) {
+		return join(tree, p[min(len(p), len(l.Link)+1):])
+	}
+	// The nearest CDSL at or above p decides; prefixes are looked up without allocating.
+	for end := len(p); end > 0; {
+		if t, ok := s.types[p[:end]]; ok {
+			if t == Shared {
+				return join(l.SharedTree, p)
+			}
+			return join(tree, p)
+		}
+		i := end - 1
+		for i > 0 && p[i] != '/' {
+			i--
+		}
+		end = i
+	}
+	return p
 }
