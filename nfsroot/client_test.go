@@ -433,10 +433,13 @@ func startServer(t testing.TB, root, state string) *testServer {
 			Clients:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/29")},
 		}},
 		Views:           testViews,
-		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Listener:        l,
 		PortmapListener: pl,
 		Insecure:        true,
+	}
+	if tt, ok := t.(*testing.T); ok {
+		// Fuzz targets must not log through their *testing.F once fuzzing started.
+		s.Logger = slog.New(slog.NewTextHandler(testWriter{tt}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{addr: l.Addr().String(), pmap: pl.Addr().String(), cancel: cancel, done: make(chan error, 1), root: root, state: state}
