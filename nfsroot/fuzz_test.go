@@ -42,12 +42,55 @@ func FuzzServeCall(f *testing.F) {
 		{progNFS, procRead, args(func(e *xdr.Encoder) { e.Opaque(root); e.Uint64(0); e.Uint32(100) })},
 		{progNFS, procAccess, args(func(e *xdr.Encoder) { e.Opaque(root); e.Uint32(0x3f) })},
 		{progNFS, procCreate, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("x"); e.Uint32(2); e.Uint64(1) })},
-		{progNFS, procMkdir, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("d"); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0) })},
-		{progNFS, procSetattr, args(func(e *xdr.Encoder) { e.Opaque(root); e.Bool(true); e.Uint32(0o777); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(1); e.Uint32(2); e.Uint32(5); e.Uint32(6); e.Bool(false) })},
+		{progNFS, procMkdir, args(func(e *xdr.Encoder) {
+			e.Opaque(root)
+			e.String("d")
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+		})},
+		{progNFS, procSetattr, args(func(e *xdr.Encoder) {
+			e.Opaque(root)
+			e.Bool(true)
+			e.Uint32(0o777)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(1)
+			e.Uint32(2)
+			e.Uint32(5)
+			e.Uint32(6)
+			e.Bool(false)
+		})},
 		{progNFS, procWrite, args(func(e *xdr.Encoder) { e.Opaque(root); e.Uint64(0); e.Uint32(3); e.Uint32(2); e.String("abc") })},
 		{progNFS, procRename, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("a"); e.Opaque(root); e.String("b") })},
-		{progNFS, procSymlink, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("l"); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.String("/etc") })},
-		{progNFS, procMknod, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("n"); e.Uint32(3); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(0); e.Uint32(8); e.Uint32(0) })},
+		{progNFS, procSymlink, args(func(e *xdr.Encoder) {
+			e.Opaque(root)
+			e.String("l")
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.String("/etc")
+		})},
+		{progNFS, procMknod, args(func(e *xdr.Encoder) {
+			e.Opaque(root)
+			e.String("n")
+			e.Uint32(3)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(0)
+			e.Uint32(8)
+			e.Uint32(0)
+		})},
 		{progNFS, procLink, args(func(e *xdr.Encoder) { e.Opaque(root); e.Opaque(root); e.String("x") })},
 		{progNFS, procRemove, args(func(e *xdr.Encoder) { e.Opaque(root); e.String("tmp") })},
 		{progNFS, procFsstat, args(func(e *xdr.Encoder) { e.Opaque(root) })},
