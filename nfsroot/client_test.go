@@ -499,3 +499,12 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Logf("%s", strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
+
+// panicTB is a testing.TB for examples: failures panic.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                           {}
+func (panicTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
