@@ -147,6 +147,7 @@ func (c *conn) dispatch(call xdr.Call, bp *[]byte) {
 		// walks) then costs no goroutine switch per call.
 		if reply := c.nfs(call, bp); reply != nil {
 			c.write(reply)
+			putReply(reply)
 		}
 		<-c.sem
 		return
@@ -164,15 +165,23 @@ func (c *conn) dispatch(call xdr.Call, bp *[]byte) {
 	}()
 }
 
-// bigPool holds reply buffers large enough for a READ of maxIO bytes.
-var bigPool = sync.Pool{New: func() any { b := make([]byte, 0, maxIO+4096); return &b }}
+// bigPool holds reply buffers large enough for a READ of maxIO bytes, smallPool the
+// others.
+var (
+	bigPool   = sync.Pool{New: func() any { b := make([]byte, 0, maxIO+4096); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
 
 func getReply() []byte { return (*bigPool.Get().(*[]byte))[:0] }
 
 func putReply(b []byte) {
-	if cap(b) >= maxIO+4096 {
+	switch c := cap(b); {
+	case c >= maxIO+4096:
 		b = b[:0]
 		bigPool.Put(&b)
+	case c >= 1024 && c <= 128<<10:
+		b = b[:0]
+		smallPool.Put(&b)
 	}
 }
 
@@ -237,7 +246,7 @@ func (c *conn) replyAuth(xid uint32, stat xdr.AuthStat) {
 
 // newReply starts a reply record (4 bytes reserved for the record mark).
 func newReply(xid uint32, stat xdr.AcceptStat) *xdr.Encoder {
-	e := &xdr.Encoder{B: make([]byte, 4, 512)}
+	e := &xdr.Encoder{B: append((*smallPool.Get().(*[]byte))[:0], 0, 0, 0, 0)}
 	xdr.AppendAccepted(e, xid, stat)
 	return e
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -68,13 +69,14 @@ type export struct {
 	synth map[string][]string
 
 	baseIndex sync.Once
+	cache     *mdcache // of the image (layerBase); nil when disabled
 
 	mu    sync.Mutex
 	views map[string]*view
 }
 
-// newExport validates e and opens its root.
-func newExport(e Export) (*export, error) {
+// newExport validates e and opens its root. cacheTTL is Server.CacheTTL.
+func newExport(e Export, cacheTTL time.Duration) (*export, error) {
 	x := &export{cfg: e, rootFD: -1, isWrit: map[string]bool{}, special: map[string]map[string]bool{},
 		synth: map[string][]string{}, views: map[string]*view{}}
 	if !strings.HasPrefix(e.Path, "/") {
@@ -151,6 +153,7 @@ func newExport(e Export) (*export, error) {
 		x.markSpecial(l.Link)
 	}
 	x.table = newTable(rootID(x.path))
+	x.cache = newMDCache(cacheTTL)
 	return x, nil
 }
 
@@ -318,38 +321,19 @@ type dirent struct {
 // points (writable roots, CDSLs) resolved; entries that do not exist for this node are left
 // out.
 func (v *view) list(p string, l loc) ([]dirent, error) {
-	fd, err := v.openDir(l)
+	raw, err := v.readRaw(l)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	return v.listFD(p, fd)
-}
-
-// openDir opens a resolved directory for reading.
-func (v *view) openDir(l loc) (int, error) {
-	fd := v.fd(l.layer)
-	if fd < 0 {
-		return -1, unix.ENOENT
-	}
-	return openIn(fd, l.rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-}
-
-// listFD is list for an open directory.
-func (v *view) listFD(p string, fd int) ([]dirent, error) {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, err
-	}
-	raw, err := readDirents(fd)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range v.x.synth[p] {
-		if !slices.ContainsFunc(raw, func(r rawDirent) bool { return r.name == s }) {
-			raw = append(raw, rawDirent{name: s})
+	if syn := v.x.synth[p]; len(syn) > 0 {
+		raw = slices.Clone(raw) // the cached slice is shared
+		for _, s := range syn {
+			if !slices.ContainsFunc(raw, func(r rawDirent) bool { return r.name == s }) {
+				raw = append(raw, rawDirent{name: s})
+			}
 		}
+		sort.Slice(raw, func(i, j int) bool { return raw[i].name < raw[j].name })
 	}
-	sort.Slice(raw, func(i, j int) bool { return raw[i].name < raw[j].name })
 	out := make([]dirent, 0, len(raw))
 	sp := v.x.special[p]
 	isTree := v.x.snap != nil && p == v.x.snap.Layout().Tree
@@ -369,6 +353,39 @@ func (v *view) listFD(p string, fd int) ([]dirent, error) {
 		out = append(out, dirent{name: r.name, at: &cl, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR})
 	}
 	return out, nil
+}
+
+// readRaw reads a resolved directory's entries, sorted by name (from the cache for the
+// image).
+func (v *view) readRaw(l loc) ([]rawDirent, error) {
+	if l.layer == layerBase {
+		if raw, ok := v.x.cache.list(l.rel); ok {
+			return raw, nil
+		}
+	}
+	fd, err := v.openDir(l)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := readDirents(fd)
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(raw, func(i, j int) bool { return raw[i].name < raw[j].name })
+	if l.layer == layerBase {
+		v.x.cache.putList(l.rel, raw)
+	}
+	return raw, nil
+}
+
+// openDir opens a resolved directory for reading.
+func (v *view) openDir(l loc) (int, error) {
+	fd := v.fd(l.layer)
+	if fd < 0 {
+		return -1, unix.ENOENT
+	}
+	return openIn(fd, l.rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 }
 
 type rawDirent struct {
@@ -428,8 +445,22 @@ func indexNul(b []byte) int {
 	return -1
 }
 
-// statLoc stats a resolved path without following links.
+// statLoc stats a resolved path without following links (from the cache for the image).
 func (v *view) statLoc(l loc, st *unix.Stat_t) error {
+	if l.layer == layerBase {
+		if v.x.cache.stat(l.rel, st) {
+			return nil
+		}
+		if err := v.statUncached(l, st); err != nil {
+			return err
+		}
+		v.x.cache.putStat(l.rel, st)
+		return nil
+	}
+	return v.statUncached(l, st)
+}
+
+func (v *view) statUncached(l loc, st *unix.Stat_t) error {
 	fd := v.fd(l.layer)
 	if fd < 0 {
 		return unix.ENOENT

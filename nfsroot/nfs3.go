@@ -338,15 +338,8 @@ func (r *req) lookup() bool {
 		r.e.Bool(false)
 		return true
 	}
-	dfd, err := dir.v.openLoc(dir.loc)
-	if err != nil {
-		r.e.Uint32(uint32(staleIfGone(err)))
-		r.e.Bool(false)
-		return true
-	}
-	defer unix.Close(dfd)
 	var dst unix.Stat_t
-	if err := fstat(dfd, &dst); err != nil {
+	if err := dir.stat(&dst); err != nil {
 		r.e.Uint32(uint32(staleIfGone(err)))
 		r.e.Bool(false)
 		return true
@@ -381,21 +374,18 @@ func (r *req) lookup() bool {
 		if err != nil {
 			return fail(nfs.NFSStatusNoEnt)
 		}
-		if l.layer == dir.loc.layer && l.rel == joinRel(dir.loc.rel, string(name)) {
-			err = statAt(dfd, string(name), &st)
-		} else {
-			err = dir.v.statLoc(l, &st)
-		}
-		if err != nil {
+		if err := dir.v.statLoc(l, &st); err != nil {
 			return fail(fromErrno(err))
 		}
 	}
+	var id uint64
 	if string(name) != "." && string(name) != ".." {
-		n, _ = dir.x.table.child(dir.n, string(name))
+		_, id = dir.x.table.child(dir.n, string(name))
+	} else {
+		id = dir.x.table.idOf(n)
 	}
-	id := dir.x.table.idOf(n)
 	r.e.Uint32(uint32(nfs.NFSStatusOk))
-	r.e.Opaque(handle{export: dir.x.id, id: id}.encode())
+	putHandle(r.e, dir.x.id, id)
 	r.postOp(&st, id)
 	r.postOp(&dst, dir.id)
 	return true
@@ -724,6 +714,7 @@ func cookieOf(name string) uint64 {
 type listed struct {
 	dirent
 	cookie uint64
+	st     *unix.Stat_t // with READDIRPLUS, nil when unknown
 }
 
 func (r *req) readdir(plus bool) bool {
@@ -747,24 +738,7 @@ func (r *req) readdir(plus bool) bool {
 		return true
 	}
 	var dst unix.Stat_t
-	dfd, err := dir.v.openDir(dir.loc)
-	if errno(err) == unix.ENOTDIR {
-		if err := dir.stat(&dst); err != nil {
-			r.e.Uint32(uint32(staleIfGone(err)))
-			r.e.Bool(false)
-			return true
-		}
-		r.e.Uint32(uint32(nfs.NFSStatusNotDir))
-		r.postOp(&dst, dir.id)
-		return true
-	}
-	if err != nil {
-		r.e.Uint32(uint32(staleIfGone(err)))
-		r.e.Bool(false)
-		return true
-	}
-	defer unix.Close(dfd)
-	if err := fstat(dfd, &dst); err != nil {
+	if err := dir.stat(&dst); err != nil {
 		r.e.Uint32(uint32(staleIfGone(err)))
 		r.e.Bool(false)
 		return true
@@ -774,20 +748,65 @@ func (r *req) readdir(plus bool) bool {
 		r.postOp(&dst, dir.id)
 		return true
 	}
+	if dst.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return fail(nfs.NFSStatusNotDir)
+	}
 	if permBits(&dst, &r.call.Creds)&4 == 0 {
 		return fail(nfs.NFSStatusAccess)
 	}
-	ents, err := dir.v.listFD(dir.path, dfd)
-	if err != nil {
-		return fail(staleIfGone(err))
+	var all []listed
+	if dir.loc.layer == layerBase && dir.x.cache != nil && !dir.v.hasSpecials(dir.path) {
+		// The common case: a directory of the image with nothing node-specific in it,
+		// served from the cache in cookie order with its attributes.
+		info, err := dir.v.dirInfo(dir.loc)
+		if err != nil {
+			return fail(staleIfGone(err))
+		}
+		all = make([]listed, len(info.names))
+		for i, n := range info.names {
+			all[i] = listed{dirent: dirent{name: n}, cookie: info.cookies[i]}
+			if info.ok[i] {
+				all[i].st = &info.st[i]
+			}
+		}
+	} else {
+		ents, err := dir.v.list(dir.path, dir.loc)
+		if err != nil {
+			return fail(staleIfGone(err))
+		}
+		all = make([]listed, len(ents))
+		for i, e := range ents {
+			all[i] = listed{dirent: e, cookie: cookieOf(e.name)}
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].cookie < all[j].cookie })
+		if plus {
+			// Attributes of entries that are not mapping points come from fstatat on
+			// the directory.
+			dfd, err := dir.v.openLoc(dir.loc)
+			if err != nil {
+				return fail(staleIfGone(err))
+			}
+			for i := range all {
+				var st unix.Stat_t
+				if all[i].at != nil {
+					err = dir.v.statLoc(*all[i].at, &st)
+				} else {
+					err = statAt(dfd, all[i].name, &st)
+				}
+				if err == nil {
+					all[i].st = &st
+				}
+			}
+			unix.Close(dfd)
+		}
 	}
-	all := make([]listed, len(ents))
-	for i, e := range ents {
-		all[i] = listed{e, cookieOf(e.name)}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].cookie < all[j].cookie })
 
 	limit := int(min(maxcount, 1<<20))
+	if cap(r.e.B) < len(r.e.B)+limit+64 {
+		b := make([]byte, len(r.e.B), len(r.e.B)+limit+64)
+		copy(b, r.e.B)
+		r.e.B = b
+	}
 	start := len(r.e.B)
 	r.e.Uint32(uint32(nfs.NFSStatusOk))
 	r.postOp(&dst, dir.id)
@@ -795,8 +814,7 @@ func (r *req) readdir(plus bool) bool {
 	t := dir.x.table
 	emitted := 0
 	// entry writes one entry if it fits; it reports false when the reply is full.
-	entry := func(name string, n uint32, c uint64, st *unix.Stat_t) bool {
-		id := t.idOf(n)
+	entry := func(name string, id uint64, c uint64, st *unix.Stat_t) bool {
 		size := 4 + 8 + xdr.PaddedLen(len(name)) + 8
 		if plus {
 			size += 4 + 4 + xdr.PaddedLen(handleLen)
@@ -814,14 +832,14 @@ func (r *req) readdir(plus bool) bool {
 		if plus {
 			r.postOp(st, id)
 			r.e.Bool(true)
-			r.e.Opaque(handle{export: dir.x.id, id: id}.encode())
+			putHandle(r.e, dir.x.id, id)
 		}
 		emitted++
 		return true
 	}
 	eof := true
 	if cookie == 0 {
-		if !entry(".", dir.n, 1, &dst) {
+		if !entry(".", dir.id, 1, &dst) {
 			eof = false
 		}
 	}
@@ -836,7 +854,7 @@ func (r *req) readdir(plus bool) bool {
 				}
 			}
 		}
-		if !entry("..", pn, 2, pst) {
+		if !entry("..", t.idOf(pn), 2, pst) {
 			eof = false
 		}
 	}
@@ -844,21 +862,8 @@ func (r *req) readdir(plus bool) bool {
 		i := sort.Search(len(all), func(i int) bool { return all[i].cookie > cookie })
 		for ; i < len(all); i++ {
 			e := &all[i]
-			n, _ := t.child(dir.n, e.name)
-			var stp *unix.Stat_t
-			if plus {
-				var st unix.Stat_t
-				var err error
-				if e.at != nil {
-					err = dir.v.statLoc(*e.at, &st)
-				} else {
-					err = statAt(dfd, e.name, &st)
-				}
-				if err == nil {
-					stp = &st
-				}
-			}
-			if !entry(e.name, n, e.cookie, stp) {
+			_, id := t.child(dir.n, e.name)
+			if !entry(e.name, id, e.cookie, e.st) {
 				eof = false
 				break
 			}
@@ -882,4 +887,56 @@ func debugProc(p uint32) string {
 		return names[p]
 	}
 	return "proc" + strconv.Itoa(int(p))
+}
+
+// putHandle appends a file handle as opaque data, without allocating.
+func putHandle(e *xdr.Encoder, export uint32, id uint64) {
+	e.Uint32(handleLen)
+	e.B = append(e.B, handleVersion, 0, 0, 0)
+	e.Uint32(export)
+	e.Uint64(id)
+}
+
+// hasSpecials reports whether a directory of the view holds entries that resolve on their
+// own (writable roots, CDSLs, per-node trees).
+func (v *view) hasSpecials(p string) bool {
+	x := v.x
+	return x.special[p] != nil || x.synth[p] != nil || x.snap != nil && p == x.snap.Layout().Tree
+}
+
+// dirInfo returns a directory of the image, listed in cookie order with attributes.
+func (v *view) dirInfo(l loc) (*dirInfo, error) {
+	c := v.x.cache
+	if d, ok := c.info(l.rel); ok {
+		return d, nil
+	}
+	fd, err := v.openDir(l)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	raw, err := readDirents(fd)
+	if err != nil {
+		return nil, err
+	}
+	type ent struct {
+		name   string
+		cookie uint64
+	}
+	es := make([]ent, len(raw))
+	for i, r := range raw {
+		es[i] = ent{r.name, cookieOf(r.name)}
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].cookie < es[j].cookie })
+	d := &dirInfo{names: make([]string, len(es)), cookies: make([]uint64, len(es)),
+		st: make([]unix.Stat_t, len(es)), ok: make([]bool, len(es))}
+	for i, e := range es {
+		d.names[i], d.cookies[i] = e.name, e.cookie
+		if statAt(fd, e.name, &d.st[i]) == nil {
+			d.ok[i] = true
+			c.putStat(joinRel(l.rel, e.name), &d.st[i])
+		}
+	}
+	c.putInfo(l.rel, d)
+	return d, nil
 }

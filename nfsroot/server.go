@@ -79,6 +79,10 @@ type Server struct {
 	MaxInFlight int
 	// IdleTimeout closes connections idle this long; if zero, 15 minutes.
 	IdleTimeout time.Duration
+	// CacheTTL is how long attributes and directory listings of the images (never of the
+	// nodes' writable state) are cached: a change an administrator makes to an image under
+	// a running server shows within this time. If zero, 2 seconds; negative disables it.
+	CacheTTL time.Duration
 
 	// Logger receives one line per mount and per error; nil discards.
 	Logger *slog.Logger
@@ -141,7 +145,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	for _, e := range s.Exports {
-		x, err := newExport(e)
+		x, err := newExport(e, s.CacheTTL)
 		if err != nil {
 			return err
 		}

@@ -257,3 +257,17 @@ func TestSplitPath(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHandleMemory reports the heap a million handles take.
+func BenchmarkHandleMemory(b *testing.B) {
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tb := fillTable(1_000_000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB/1M-handles")
+		runtime.KeepAlive(tb)
+	}
+}
