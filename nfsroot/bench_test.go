@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/provkit/provkit/nfsroot/internal/xdr"
