@@ -13,7 +13,7 @@ import (
 
 // benchConn is a connection-less conn for calling procedures in-process.
 func benchConn(b *testing.B, root string) (*conn, []byte) {
-	st := &serving{byID: map[uint32]*export{}, inflight: 1, log: discardLogger(),
+	st := &serving{byID: map[uint32]*export{}, inflight: 1, log: discardLogger(), calls: make(chan struct{}, 1),
 		views: ViewsFunc(func(context.Context, netip.Addr) (View, error) { return View{Node: "n1"}, nil })}
 	x, err := newExport(Export{Path: "/images/bench", Root: root, StateDir: b.TempDir(), Writable: []string{"/var", "/tmp"},
 		Clients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, 0)

@@ -418,6 +418,11 @@ func (s *testServer) stop(t testing.TB) {
 
 func startServer(t testing.TB, root, state string) *testServer {
 	t.Helper()
+	return startServerWith(t, root, state, nil)
+}
+
+func startServerWith(t testing.TB, root, state string, configure func(*Server)) *testServer {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -436,6 +441,9 @@ func startServer(t testing.TB, root, state string) *testServer {
 		Listener:        l,
 		PortmapListener: pl,
 		Insecure:        true,
+	}
+	if configure != nil {
+		configure(s)
 	}
 	if tt, ok := t.(*testing.T); ok {
 		// Fuzz targets must not log through their *testing.F once fuzzing started.

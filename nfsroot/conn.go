@@ -141,6 +141,17 @@ func (c *conn) dispatch(call xdr.Call, bp *[]byte) {
 		putBuf(bp)
 		return
 	}
+	select {
+	case c.st.calls <- struct{}{}:
+	case <-c.ctx.Done():
+		<-c.sem
+		putBuf(bp)
+		return
+	}
+	release := func() {
+		<-c.st.calls
+		<-c.sem
+	}
 	if c.idle && len(c.sem) == 1 && call.Proc != procRead {
 		// Nothing else in progress and no call waiting behind this one: answer it on the
 		// reader goroutine. A client with one call outstanding at a time (most metadata
@@ -149,13 +160,13 @@ func (c *conn) dispatch(call xdr.Call, bp *[]byte) {
 			c.write(reply)
 			putReply(reply)
 		}
-		<-c.sem
+		release()
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer func() {
-			<-c.sem
+			release()
 			c.wg.Done()
 		}()
 		if reply := c.nfs(call, bp); reply != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -58,15 +59,15 @@ type export struct {
 	id       uint32
 	rootFD   int // O_PATH directory of Root
 	table    *table
-	snap     *cdsl.Snapshot // nil: the image has no CDSLs
-	writable []string       // clean view paths, sorted
+	writable []string // clean view paths, sorted
 	isWrit   map[string]bool
-	// special maps a directory's view path to the names in it that resolve differently from
-	// "the same place as the directory, one level down": writable roots, CDSLs, the CDSL
-	// mount point, the per-node trees (of which a node sees only its own and the default).
-	special map[string]map[string]bool
 	// synth maps a directory to the writable roots in it, listed even if the image lacks them.
 	synth map[string][]string
+	// cs is what the export knows of the image's CDSLs, replaced whole when the inventory
+	// changes (checked at most every refresh).
+	cs        atomic.Pointer[cdslState]
+	refresh   time.Duration
+	nextCheck atomic.Int64
 
 	baseIndex sync.Once
 	cache     *mdcache // of the image (layerBase); nil when disabled
@@ -77,7 +78,7 @@ type export struct {
 
 // newExport validates e and opens its root. cacheTTL is Server.CacheTTL.
 func newExport(e Export, cacheTTL time.Duration) (*export, error) {
-	x := &export{cfg: e, rootFD: -1, isWrit: map[string]bool{}, special: map[string]map[string]bool{},
+	x := &export{cfg: e, rootFD: -1, isWrit: map[string]bool{},
 		synth: map[string][]string{}, views: map[string]*view{}}
 	if !strings.HasPrefix(e.Path, "/") {
 		return nil, fmt.Errorf("nfsroot: export path %q: must be absolute", e.Path)
@@ -108,15 +109,14 @@ func newExport(e Export, cacheTTL time.Duration) (*export, error) {
 		return nil, fmt.Errorf("nfsroot: export %s: root %s: %w", x.path, e.Root, err)
 	}
 	x.rootFD = fd
-	repo, err := cdsl.Open(e.Root)
-	switch {
-	case err == nil:
-		x.snap = repo.Snapshot()
-		repo.Close()
-	case errors.Is(err, cdsl.ErrNoInventory):
-	default:
+	x.refresh = defaultCacheTTL
+	if cacheTTL > 0 {
+		x.refresh = cacheTTL
+	}
+	snap, key, err := x.loadCDSL()
+	if err != nil {
 		x.close()
-		return nil, fmt.Errorf("nfsroot: export %s: %w", x.path, err)
+		return nil, err
 	}
 	for _, w := range e.Writable {
 		c, err := cdsl.CleanPath(w)
@@ -124,8 +124,8 @@ func newExport(e Export, cacheTTL time.Duration) (*export, error) {
 			x.close()
 			return nil, fmt.Errorf("nfsroot: export %s: writable: %w", x.path, err)
 		}
-		if x.snap != nil {
-			l := x.snap.Layout()
+		if snap != nil {
+			l := snap.Layout()
 			for _, r := range []string{l.Tree, l.SharedTree, l.Link, cdsl.DefaultInventory} {
 				if within(c, r) || within(r, c) {
 					x.close()
@@ -141,28 +141,94 @@ func newExport(e Export, cacheTTL time.Duration) (*export, error) {
 		}
 		x.writable = append(x.writable, c)
 		x.isWrit[c] = true
-		x.markSpecial(c)
 		x.synth[parentOf(c)] = append(x.synth[parentOf(c)], path.Base(c))
 	}
 	sort.Strings(x.writable)
-	if x.snap != nil {
-		l := x.snap.Layout()
-		for _, en := range x.snap.Entries() {
-			x.markSpecial(en.Path)
-		}
-		x.markSpecial(l.Link)
-	}
+	x.cs.Store(x.newCDSLState(snap, key))
+	x.nextCheck.Store(time.Now().Add(x.refresh).UnixNano())
 	x.table = newTable(rootID(x.path))
 	x.cache = newMDCache(cacheTTL)
 	return x, nil
 }
 
-func (x *export) markSpecial(p string) {
-	dir := parentOf(p)
-	if x.special[dir] == nil {
-		x.special[dir] = map[string]bool{}
+// cdslState is the image's CDSL inventory as the export uses it.
+type cdslState struct {
+	snap *cdsl.Snapshot // nil: the image has no CDSLs
+	tree string         // Layout.Tree, "" without CDSLs
+	// special maps a directory's view path to the names in it that resolve differently
+	// from "the same place as the directory, one level down": writable roots, CDSLs, the
+	// CDSL mount point. The per-node tree directory (tree) is special as a whole: a node
+	// sees only its own tree and the default one in it.
+	special map[string]map[string]bool
+	key     listingKey // the inventory file's identity when it was read
+}
+
+// loadCDSL reads the image's CDSL inventory (none is fine).
+func (x *export) loadCDSL() (*cdsl.Snapshot, listingKey, error) {
+	var key listingKey
+	var st unix.Stat_t
+	if err := statAt(x.rootFD, cdsl.DefaultInventory, &st); err == nil {
+		key = listingKey{st.Ino, st.Mtim, st.Ctim, st.Size}
 	}
-	x.special[dir][path.Base(p)] = true
+	repo, err := cdsl.Open(x.cfg.Root)
+	switch {
+	case err == nil:
+		defer repo.Close()
+		return repo.Snapshot(), key, nil
+	case errors.Is(err, cdsl.ErrNoInventory):
+		return nil, key, nil
+	}
+	return nil, key, fmt.Errorf("nfsroot: export %s: %w", x.path, err)
+}
+
+func (x *export) newCDSLState(snap *cdsl.Snapshot, key listingKey) *cdslState {
+	cs := &cdslState{snap: snap, special: map[string]map[string]bool{}, key: key}
+	mark := func(p string) {
+		dir := parentOf(p)
+		if cs.special[dir] == nil {
+			cs.special[dir] = map[string]bool{}
+		}
+		cs.special[dir][path.Base(p)] = true
+	}
+	for _, w := range x.writable {
+		mark(w)
+	}
+	if snap != nil {
+		l := snap.Layout()
+		cs.tree = l.Tree
+		for _, en := range snap.Entries() {
+			mark(en.Path)
+		}
+		mark(l.Link)
+	}
+	return cs
+}
+
+// cdsl returns the current CDSL state, rereading the inventory when it changed on disk
+// (checked at most every x.refresh): CDSLs made or removed while the server runs, and node
+// trees added, take effect without a restart.
+func (x *export) cdsl() *cdslState {
+	cs := x.cs.Load()
+	next := x.nextCheck.Load()
+	now := time.Now().UnixNano()
+	if now < next || !x.nextCheck.CompareAndSwap(next, now+int64(x.refresh)) {
+		return cs
+	}
+	var key listingKey
+	var st unix.Stat_t
+	if err := statAt(x.rootFD, cdsl.DefaultInventory, &st); err == nil {
+		key = listingKey{st.Ino, st.Mtim, st.Ctim, st.Size}
+	}
+	if key == cs.key {
+		return cs
+	}
+	snap, key, err := x.loadCDSL()
+	if err != nil {
+		return cs // keep serving what was valid; the next check tries again
+	}
+	cs = x.newCDSLState(snap, key)
+	x.cs.Store(cs)
+	return cs
 }
 
 func (x *export) close() {
@@ -212,8 +278,8 @@ func joinRel(dir, name string) string {
 type view struct {
 	x       *export
 	node    string
-	tree    string // the node's CDSL tree relative to Root ("" without CDSLs)
-	stateFD int    // O_PATH directory StateDir/<node>, -1 without writable paths
+	tree    atomic.Pointer[nodeTree]
+	stateFD int // O_PATH directory StateDir/<node>, -1 without writable paths
 
 	seedOnce sync.Once
 	seedErr  error
@@ -221,6 +287,9 @@ type view struct {
 	// paths then resolve to the image. Nothing else uses the view until seeding is over.
 	seeding bool
 	index   sync.Once
+
+	lmu      sync.Mutex
+	listings map[string]stateListing // by rel in the state directory
 }
 
 // view returns node's view of the export, creating (and seeding) it on first use.
@@ -232,25 +301,43 @@ func (x *export) view(node string) (*view, error) {
 	v, ok := x.views[node]
 	if !ok {
 		v = &view{x: x, node: node, stateFD: -1}
-		if x.snap != nil {
-			l := x.snap.Layout()
-			v.tree = joinRel(l.Tree, l.Default)
-			var st unix.Stat_t
-			if fd, err := openPath(x.rootFD, joinRel(l.Tree, node)); err == nil {
-				if fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-					v.tree = joinRel(l.Tree, node)
-				}
-				unix.Close(fd)
-			}
-		}
 		x.views[node] = v
 	}
 	x.mu.Unlock()
+	cs := x.cdsl()
+	if t := v.tree.Load(); t == nil || t.cs != cs || time.Now().UnixNano() > t.checked+int64(x.refresh) {
+		v.tree.Store(v.findTree(cs))
+	}
 	v.seedOnce.Do(func() { v.seedErr = v.seed() })
 	if v.seedErr != nil {
 		return nil, v.seedErr
 	}
 	return v, nil
+}
+
+// nodeTree is the node's CDSL tree (relative to Root), as found for one cdslState.
+type nodeTree struct {
+	cs      *cdslState
+	path    string // "" without CDSLs
+	checked int64
+}
+
+// findTree picks the node's tree: its own when it has one, the default one otherwise.
+func (v *view) findTree(cs *cdslState) *nodeTree {
+	t := &nodeTree{cs: cs, checked: time.Now().UnixNano()}
+	if cs.snap == nil {
+		return t
+	}
+	l := cs.snap.Layout()
+	t.path = joinRel(l.Tree, l.Default)
+	if fd, err := openPath(v.x.rootFD, joinRel(l.Tree, v.node)); err == nil {
+		var st unix.Stat_t
+		if fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			t.path = joinRel(l.Tree, v.node)
+		}
+		unix.Close(fd)
+	}
+	return t
 }
 
 func (v *view) close() {
@@ -283,10 +370,12 @@ func (v *view) resolve(p string) (loc, error) {
 			}
 		}
 	}
-	if x.snap == nil {
+	t := v.tree.Load()
+	cs := t.cs
+	if cs.snap == nil {
 		return loc{layerBase, p}, nil
 	}
-	l := x.snap.Layout()
+	l := cs.snap.Layout()
 	if within(p, l.Tree) && p != l.Tree {
 		rest := p[len(l.Tree)+1:]
 		name, _, _ := strings.Cut(rest, "/")
@@ -294,12 +383,13 @@ func (v *view) resolve(p string) (loc, error) {
 			return loc{}, errHidden
 		}
 	}
-	return loc{layerBase, x.snap.Resolve(v.tree, p)}, nil
+	return loc{layerBase, cs.snap.Resolve(t.path, p)}, nil
 }
 
 // child resolves name in directory dir (view path dirPath, resolved to dl).
 func (v *view) child(dirPath string, dl loc, name string) (loc, error) {
-	if v.x.special[dirPath][name] || v.x.snap != nil && dirPath == v.x.snap.Layout().Tree {
+	cs := v.tree.Load().cs
+	if cs.special[dirPath][name] || cs.tree != "" && dirPath == cs.tree {
 		return v.resolve(joinRel(dirPath, name))
 	}
 	return loc{dl.layer, joinRel(dl.rel, name)}, nil
@@ -335,8 +425,9 @@ func (v *view) list(p string, l loc) ([]dirent, error) {
 		sort.Slice(raw, func(i, j int) bool { return raw[i].name < raw[j].name })
 	}
 	out := make([]dirent, 0, len(raw))
-	sp := v.x.special[p]
-	isTree := v.x.snap != nil && p == v.x.snap.Layout().Tree
+	cs := v.tree.Load().cs
+	sp := cs.special[p]
+	isTree := cs.tree != "" && p == cs.tree
 	for _, r := range raw {
 		if !sp[r.name] && !isTree {
 			out = append(out, dirent{name: r.name, typ: r.typ, dir: r.typ == unix.DT_DIR})
@@ -355,8 +446,9 @@ func (v *view) list(p string, l loc) ([]dirent, error) {
 	return out, nil
 }
 
-// readRaw reads a resolved directory's entries, sorted by name (from the cache for the
-// image).
+// readRaw reads a resolved directory's entries, sorted by name: from the cache for the
+// image; for the node's state, again only when the directory changed since the last read
+// (a client paging through a large directory would otherwise cost a full read per page).
 func (v *view) readRaw(l loc) ([]rawDirent, error) {
 	if l.layer == layerBase {
 		if raw, ok := v.x.cache.list(l.rel); ok {
@@ -367,16 +459,56 @@ func (v *view) readRaw(l loc) ([]rawDirent, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer unix.Close(fd)
+	var key listingKey
+	if l.layer == layerState {
+		var st unix.Stat_t
+		if err := fstat(fd, &st); err != nil {
+			return nil, err
+		}
+		key = listingKey{st.Ino, st.Mtim, st.Ctim, st.Size}
+		v.lmu.Lock()
+		c, ok := v.listings[l.rel]
+		v.lmu.Unlock()
+		if ok && c.key == key {
+			return c.ents, nil
+		}
+	}
 	raw, err := readDirents(fd)
-	unix.Close(fd)
 	if err != nil {
 		return nil, err
 	}
 	sort.Slice(raw, func(i, j int) bool { return raw[i].name < raw[j].name })
-	if l.layer == layerBase {
+	switch l.layer {
+	case layerBase:
 		v.x.cache.putList(l.rel, raw)
+	case layerState:
+		// Directory times are coarse (a clock tick): a listing is kept only once the
+		// directory has been quiet for a second, so that no change can hide behind an
+		// unchanged time.
+		if time.Since(time.Unix(key.ctim.Unix())) < time.Second || time.Since(time.Unix(key.mtim.Unix())) < time.Second {
+			break
+		}
+		v.lmu.Lock()
+		if v.listings == nil || len(v.listings) >= 256 {
+			v.listings = map[string]stateListing{}
+		}
+		v.listings[l.rel] = stateListing{key: key, ents: raw}
+		v.lmu.Unlock()
 	}
 	return raw, nil
+}
+
+// A listing of the node's state stays valid while the directory's inode, times and size do.
+type listingKey struct {
+	ino        uint64
+	mtim, ctim unix.Timespec
+	size       int64
+}
+
+type stateListing struct {
+	key  listingKey
+	ents []rawDirent
 }
 
 // openDir opens a resolved directory for reading.

@@ -42,9 +42,9 @@ func (v *view) indexNode() {
 	x := v.x
 	var points []string
 	points = append(points, x.writable...)
-	if x.snap != nil {
-		l := x.snap.Layout()
-		for _, e := range x.snap.Entries() {
+	if snap := v.tree.Load().cs.snap; snap != nil {
+		l := snap.Layout()
+		for _, e := range snap.Entries() {
 			points = append(points, e.Path)
 		}
 		points = append(points, l.Link, joinRel(l.Tree, v.node), joinRel(l.Tree, l.Default))
@@ -67,7 +67,8 @@ func (v *view) walk(p string, l loc, n uint32, skipSpecial bool) {
 		return
 	}
 	t := v.x.table
-	isTree := v.x.snap != nil && p == v.x.snap.Layout().Tree
+	cs := v.tree.Load().cs
+	isTree := cs.tree != "" && p == cs.tree
 	for _, e := range ents {
 		cn, _ := t.child(n, e.name)
 		if skipSpecial && (e.at != nil || isTree) {

@@ -755,6 +755,7 @@ func (r *req) readdir(plus bool) bool {
 		return fail(nfs.NFSStatusAccess)
 	}
 	var all []listed
+	lazy := false
 	if dir.loc.layer == layerBase && dir.x.cache != nil && !dir.v.hasSpecials(dir.path) {
 		// The common case: a directory of the image with nothing node-specific in it,
 		// served from the cache in cookie order with its attributes.
@@ -779,26 +780,37 @@ func (r *req) readdir(plus bool) bool {
 			all[i] = listed{dirent: e, cookie: cookieOf(e.name)}
 		}
 		sort.Slice(all, func(i, j int) bool { return all[i].cookie < all[j].cookie })
-		if plus {
-			// Attributes of entries that are not mapping points come from fstatat on
-			// the directory.
-			dfd, err := dir.v.openLoc(dir.loc)
-			if err != nil {
-				return fail(staleIfGone(err))
-			}
-			for i := range all {
-				var st unix.Stat_t
-				if all[i].at != nil {
-					err = dir.v.statLoc(*all[i].at, &st)
-				} else {
-					err = statAt(dfd, all[i].name, &st)
-				}
-				if err == nil {
-					all[i].st = &st
-				}
-			}
+		lazy = plus
+	}
+	// Attributes of entries of the general case are read for the entries sent only: with
+	// fstatat on the directory, or through their own resolution for mapping points.
+	dfd := -1
+	defer func() {
+		if dfd >= 0 {
 			unix.Close(dfd)
 		}
+	}()
+	statOf := func(e *listed) *unix.Stat_t {
+		if !lazy || e.st != nil {
+			return e.st
+		}
+		var st unix.Stat_t
+		var err error
+		if e.at != nil {
+			err = dir.v.statLoc(*e.at, &st)
+		} else {
+			if dfd < 0 {
+				if dfd, err = dir.v.openLoc(dir.loc); err != nil {
+					dfd = -1
+					return nil
+				}
+			}
+			err = statAt(dfd, e.name, &st)
+		}
+		if err != nil {
+			return nil
+		}
+		return &st
 	}
 
 	limit := int(min(maxcount, 1<<20))
@@ -863,7 +875,7 @@ func (r *req) readdir(plus bool) bool {
 		for ; i < len(all); i++ {
 			e := &all[i]
 			_, id := t.child(dir.n, e.name)
-			if !entry(e.name, id, e.cookie, e.st) {
+			if !entry(e.name, id, e.cookie, statOf(e)) {
 				eof = false
 				break
 			}
@@ -900,8 +912,8 @@ func putHandle(e *xdr.Encoder, export uint32, id uint64) {
 // hasSpecials reports whether a directory of the view holds entries that resolve on their
 // own (writable roots, CDSLs, per-node trees).
 func (v *view) hasSpecials(p string) bool {
-	x := v.x
-	return x.special[p] != nil || x.synth[p] != nil || x.snap != nil && p == x.snap.Layout().Tree
+	cs := v.tree.Load().cs
+	return cs.special[p] != nil || v.x.synth[p] != nil || cs.tree != "" && p == cs.tree
 }
 
 // dirInfo returns a directory of the image, listed in cookie order with attributes.

@@ -77,6 +77,9 @@ type Server struct {
 	MaxConns int
 	// MaxInFlight bounds the calls one connection has in progress; if zero, 32.
 	MaxInFlight int
+	// MaxCalls bounds the calls in progress on the whole server (each may hold a buffer of
+	// up to 1 MiB); if zero, 256.
+	MaxCalls int
 	// IdleTimeout closes connections idle this long; if zero, 15 minutes.
 	IdleTimeout time.Duration
 	// CacheTTL is how long attributes and directory listings of the images (never of the
@@ -110,6 +113,7 @@ type serving struct {
 	nfsPort  int
 	maxConns int
 	inflight int
+	calls    chan struct{}
 	idle     time.Duration
 
 	mu    sync.Mutex
@@ -130,6 +134,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if st.inflight <= 0 {
 		st.inflight = 32
 	}
+	maxCalls := s.MaxCalls
+	if maxCalls <= 0 {
+		maxCalls = 256
+	}
+	st.calls = make(chan struct{}, maxCalls)
 	if st.idle <= 0 {
 		st.idle = 15 * time.Minute
 	}

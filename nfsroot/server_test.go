@@ -12,10 +12,12 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	nfs "github.com/willscott/go-nfs"
 
+	"github.com/provkit/provkit/cdsl"
 	"github.com/provkit/provkit/nfsroot/internal/xdr"
 )
 
@@ -724,5 +726,73 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("Serve = %v, want a configuration error", err)
 			}
 		})
+	}
+}
+
+func TestCDSLChangesWhileServing(t *testing.T) {
+	root := testImage(t)
+	ts := startServerWith(t, root, t.TempDir(), func(s *Server) { s.CacheTTL = 20 * time.Millisecond })
+	c1, root1 := mounted(t, ts, "127.0.0.1:0", root0)
+	c4, root4 := mounted(t, ts, "127.0.0.4:0", root0) // n3: no tree of its own yet
+	read := func(c *client, root []byte, p string) string {
+		t.Helper()
+		s, fh := c.walk(root, p)
+		if s != 0 {
+			return "lookup: " + s.String()
+		}
+		_, got := c.readAll(fh)
+		return got
+	}
+	if got := read(c4, root4, "etc/hostname"); got != "template\n" {
+		t.Fatalf("n3 without a tree reads %q, want the default tree's", got)
+	}
+	repo, err := cdsl.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	if err := repo.MakeHostDependent("etc/motd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "cluster/cdsl/n1/etc/motd"), []byte("n1 motd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.AddNodes("n3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "cluster/cdsl/n3/etc/hostname"), []byte("n3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The server rereads the inventory after CacheTTL.
+	var got1, got4 string
+	for i := 0; i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+		if got1, got4 = read(c1, root1, "etc/motd"), read(c4, root4, "etc/hostname"); got1 == "n1 motd\n" && got4 == "n3\n" {
+			break
+		}
+	}
+	if got1 != "n1 motd\n" || got4 != "n3\n" {
+		t.Errorf("after the CDSL changes: n1 motd %q, n3 hostname %q", got1, got4)
+	}
+}
+
+func TestStateListingSeesChanges(t *testing.T) {
+	ts := startServer(t, testImage(t), t.TempDir())
+	c, root := mounted(t, ts, "127.0.0.1:0", root0)
+	_, tmp := c.lookup(root, "tmp")
+	_, dir := c.mkdir(tmp, "d", 0o755)
+	c.create(dir, "a", createGuarded, 0o644, nil)
+	// Let the directory go quiet so that its listing is cached, then change it.
+	time.Sleep(1100 * time.Millisecond)
+	if _, names := c.readdirNames(dir, true, 4096); !cmp.Equal(names, []string{"a"}) {
+		t.Fatalf("listing %q", names)
+	}
+	c.create(dir, "b", createGuarded, 0o644, nil)
+	if _, names := c.readdirNames(dir, true, 4096); !cmp.Equal(names, []string{"a", "b"}) {
+		t.Errorf("listing after a create = %q, want [a b]", names)
+	}
+	c.remove(dir, "a")
+	if _, names := c.readdirNames(dir, false, 4096); !cmp.Equal(names, []string{"b"}) {
+		t.Errorf("listing after a remove = %q, want [b]", names)
 	}
 }
