@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -29,9 +30,9 @@ type conn struct {
 	wg   sync.WaitGroup
 	idle bool // no bytes of a further call were buffered when the current one was read
 
-	whoOnce sync.Once
-	who     View
-	whoErr  error
+	whoMu  sync.Mutex
+	who    View
+	whoSet bool
 
 	laneMu sync.Mutex
 	lane   *lane
@@ -100,7 +101,7 @@ func (c *conn) serve() {
 }
 
 func isEOF(err error) bool {
-	return err != nil && (err.Error() == "EOF" || err.Error() == "unexpected EOF")
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // dispatch routes one call; it owns bp (the record) and returns it to the pool when done.
@@ -196,14 +197,22 @@ func putReply(b []byte) {
 	}
 }
 
-// identify resolves who the client is, once per connection.
+// identify resolves who the client is, once per connection: a failure of Views other than
+// ErrUnknownClient (a database that did not answer) is tried again on the next call.
 func (c *conn) identify() (View, error) {
-	c.whoOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		defer cancel()
-		c.who, c.whoErr = c.st.views.View(ctx, c.remote.Addr().Unmap())
-	})
-	return c.who, c.whoErr
+	c.whoMu.Lock()
+	defer c.whoMu.Unlock()
+	if c.whoSet {
+		return c.who, nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	who, err := c.st.views.View(ctx, c.remote.Addr().Unmap())
+	if err != nil {
+		return View{}, err
+	}
+	c.who, c.whoSet = who, true
+	return who, nil
 }
 
 // viewOf returns the client's view of export x, or an error when the client may not use it.

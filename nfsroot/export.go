@@ -72,7 +72,7 @@ type export struct {
 	baseIndex sync.Once
 	cache     *mdcache // of the image (layerBase); nil when disabled
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	views map[string]*view
 }
 
@@ -297,13 +297,17 @@ func (x *export) view(node string) (*view, error) {
 	if err := cdsl.ValidNode(node); err != nil {
 		return nil, fmt.Errorf("nfsroot: export %s: %w", x.path, err)
 	}
-	x.mu.Lock()
+	x.mu.RLock()
 	v, ok := x.views[node]
+	x.mu.RUnlock()
 	if !ok {
-		v = &view{x: x, node: node, stateFD: -1}
-		x.views[node] = v
+		x.mu.Lock()
+		if v, ok = x.views[node]; !ok {
+			v = &view{x: x, node: node, stateFD: -1}
+			x.views[node] = v
+		}
+		x.mu.Unlock()
 	}
-	x.mu.Unlock()
 	cs := x.cdsl()
 	if t := v.tree.Load(); t == nil || t.cs != cs || time.Now().UnixNano() > t.checked+int64(x.refresh) {
 		v.tree.Store(v.findTree(cs))

@@ -40,7 +40,8 @@ type ViewsFunc func(ctx context.Context, client netip.Addr) (View, error)
 func (f ViewsFunc) View(ctx context.Context, client netip.Addr) (View, error) { return f(ctx, client) }
 
 // Server is an NFSv3 server (with MOUNT v3 and a portmapper) exporting images to diskless
-// nodes. The zero value serves nothing; set Exports and call Serve.
+// nodes. The zero value listens on :2049 and :111 and exports nothing; set Exports (and
+// usually Views) and call Serve, once.
 //
 // Clients mount without a lock manager (NLM is not served): mount with -o nolock, or
 // nfsroot=server:/path,nolock on a kernel command line; with the portmapper on port 111 no

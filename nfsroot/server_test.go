@@ -3,6 +3,7 @@ package nfsroot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -794,5 +796,27 @@ func TestStateListingSeesChanges(t *testing.T) {
 	c.remove(dir, "a")
 	if _, names := c.readdirNames(dir, false, 4096); !cmp.Equal(names, []string{"b"}) {
 		t.Errorf("listing after a remove = %q, want [b]", names)
+	}
+}
+
+func TestViewsFailureIsRetried(t *testing.T) {
+	fails := 1
+	var mu sync.Mutex
+	views := ViewsFunc(func(ctx context.Context, a netip.Addr) (View, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return View{}, errors.New("cluster store unavailable")
+		}
+		return testViews(ctx, a)
+	})
+	ts := startServerWith(t, testImage(t), t.TempDir(), func(s *Server) { s.Views = views })
+	c := dial(t, ts.addr, "127.0.0.1:0", root0)
+	if st, _ := c.mount("/images/compute"); st != mnt3ErrServFail {
+		t.Errorf("MNT while Views fails = %d, want SERVERFAULT", st)
+	}
+	if st, _ := c.mount("/images/compute"); st != mnt3OK {
+		t.Errorf("MNT once Views answers = %d, want OK", st)
 	}
 }
