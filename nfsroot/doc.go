@@ -28,6 +28,12 @@
 // for 512 bytes per entry, drops the set-user-ID, set-group-ID and sticky bits in SETATTR and
 // MKDIR, lacks exclusive CREATE, creates no devices in MKNOD and misreads LINK.
 //
+// Writes are acknowledged as FILE_SYNC once written to the server's page cache, without an
+// fsync, as knfsd's "async" export option does: a crash of the server can lose the last
+// seconds of what nodes wrote. Attributes and listings of the images (not of the nodes'
+// state) are cached for Server.CacheTTL; changes to an image's CDSL inventory, and new node
+// trees, are picked up within the same time, without a restart.
+//
 // Every access to the served trees goes through openat2(2) with RESOLVE_BENEATH,
 // RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV, so no symbolic link planted in an image or a
 // node's writable area makes the server touch anything else.
