@@ -820,3 +820,51 @@ func TestViewsFailureIsRetried(t *testing.T) {
 		t.Errorf("MNT once Views answers = %d, want OK", st)
 	}
 }
+
+func TestLargeReads(t *testing.T) {
+	root := testImage(t)
+	data := make([]byte, 3<<20+1001) // not a multiple of 4: the last reply is padded
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/share/big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, root, t.TempDir())
+	c, fh := mounted(t, ts, "127.0.0.1:0", root0)
+	_, big := c.walk(fh, "usr/share/big")
+	_, tmp := c.lookup(fh, "tmp")
+	_, copyFH := c.create(tmp, "copy", createGuarded, 0o644, nil)
+	for off := 0; off < len(data); off += 1 << 20 {
+		c.write(copyFH, uint64(off), string(data[off:min(off+1<<20, len(data))]))
+	}
+	for _, tt := range []struct {
+		name string
+		fh   []byte
+	}{{"image", big}, {"node state", copyFH}} {
+		for _, chunk := range []uint32{1 << 20, 65536 + 3, 100} {
+			var got []byte
+			eofSeen := false
+			for len(got) <= len(data) {
+				s, part, eof := c.read(tt.fh, uint64(len(got)), chunk)
+				if s != 0 {
+					t.Fatalf("%s: READ at %d: %v", tt.name, len(got), s)
+				}
+				got = append(got, part...)
+				if eof {
+					eofSeen = true
+					break
+				}
+				if chunk == 100 && len(got) > 300000 {
+					got = append(got, data[len(got):]...) // enough small reads
+				}
+			}
+			if !eofSeen || !bytes.Equal(got, data) {
+				t.Errorf("%s, %d-byte reads: %d bytes, eof %v, equal %v", tt.name, chunk, len(got), eofSeen, bytes.Equal(got, data))
+			}
+		}
+		if s, part, eof := c.read(tt.fh, uint64(len(data)+10), 1<<20); s != 0 || len(part) != 0 || !eof {
+			t.Errorf("%s: READ past the end: %v, %d bytes, eof %v", tt.name, s, len(part), eof)
+		}
+	}
+}
