@@ -527,7 +527,8 @@ func (r *Repo) MakeHostDependent(p string) (err error) {
 }
 
 // MakeShared makes p, which lies inside a host-dependent CDSL, shared again: the default
-// tree's copy moves to the shared tree and every node's copy becomes a symbolic link to it.
+// tree's copy moves to the shared tree and every node's copy becomes a symbolic link to it
+// (a node's own changes to its copy are discarded, as the shared version replaces them).
 // On any error nothing is changed.
 func (r *Repo) MakeShared(p string) (err error) {
 	c, err := CleanPath(p)
