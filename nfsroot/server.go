@@ -88,7 +88,9 @@ type Server struct {
 	// a running server shows within this time. If zero, 2 seconds; negative disables it.
 	CacheTTL time.Duration
 
-	// Logger receives one line per mount and per error; nil discards.
+	// Logger receives one line per mount and per error; nil discards. The first Serve of a
+	// process also routes go-nfs's own messages (a package-level logger in go-nfs) here,
+	// at debug level, unless the program called nfs.SetLogger before.
 	Logger *slog.Logger
 }
 
@@ -149,6 +151,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		})
 	}
 	_, _ = rand.Read(st.verifier[:])
+	routeGoNFSLog(st.log)
 	defer func() {
 		for _, x := range st.exports {
 			x.close()
