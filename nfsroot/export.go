@@ -139,6 +139,20 @@ func newExport(e Export, cacheTTL time.Duration) (*export, error) {
 				return nil, fmt.Errorf("nfsroot: export %s: writable paths %s and %s overlap", x.path, o, c)
 			}
 		}
+		if parent := parentOf(c); parent != "" {
+			// The node's copy hangs below a directory of the image (CDSLs resolved as
+			// for a node without a tree of its own).
+			rel := parent
+			if snap != nil {
+				l := snap.Layout()
+				rel = snap.Resolve(joinRel(l.Tree, l.Default), parent)
+			}
+			var st unix.Stat_t
+			if err := statAtRel(x.rootFD, rel, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				x.close()
+				return nil, fmt.Errorf("nfsroot: export %s: writable path %s: its directory /%s is not a directory of the image", x.path, c, parent)
+			}
+		}
 		x.writable = append(x.writable, c)
 		x.isWrit[c] = true
 		x.synth[parentOf(c)] = append(x.synth[parentOf(c)], path.Base(c))

@@ -720,6 +720,7 @@ func TestConfigErrors(t *testing.T) {
 		{"overlapping writable", Export{Path: "/x", Root: dir, StateDir: dir, Writable: []string{"/var", "/var/log"}}},
 		{"writable dotdot", Export{Path: "/x", Root: dir, StateDir: dir, Writable: []string{"/var/../etc"}}},
 		{"writable root", Export{Path: "/x", Root: dir, StateDir: dir, Writable: []string{"/"}}},
+		{"writable without parent", Export{Path: "/x", Root: dir, StateDir: dir, Writable: []string{"/nonexistent/data"}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Server{Exports: []Export{tt.e}, NoPortmap: true, Addr: "127.0.0.1:0"}
@@ -866,5 +867,44 @@ func TestLargeReads(t *testing.T) {
 		if s, part, eof := c.read(tt.fh, uint64(len(data)+10), 1<<20); s != 0 || len(part) != 0 || !eof {
 			t.Errorf("%s: READ past the end: %v, %d bytes, eof %v", tt.name, s, len(part), eof)
 		}
+	}
+}
+
+func TestWritableFileAndMissingPath(t *testing.T) {
+	root, state := testImage(t), t.TempDir()
+	ts := startServerWith(t, root, state, func(s *Server) {
+		s.Exports[0].Writable = []string{"/etc/motd", "/home/data"} // a file, and a path the image lacks
+	})
+	c1, r1 := mounted(t, ts, "127.0.0.1:0", root0)
+	c2, r2 := mounted(t, ts, "127.0.0.2:0", root0)
+	_, motd1 := c1.walk(r1, "etc/motd")
+	if s := c1.write(motd1, 0, "N1 says"); s != 0 {
+		t.Fatalf("WRITE to the writable /etc/motd: %v", s)
+	}
+	_, motd2 := c2.walk(r2, "etc/motd")
+	if _, got := c2.readAll(motd2); got != "welcome\n" {
+		t.Errorf("n2's motd = %q, want the image's", got)
+	}
+	if _, got := c1.readAll(motd1); got != "N1 says\n" {
+		t.Errorf("n1's motd = %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/motd")); string(b) != "welcome\n" {
+		t.Errorf("the image's motd changed: %q", b)
+	}
+	// /home/data is not in the image: it starts as an empty directory of the node's own,
+	// listed in /home.
+	s, data := c1.walk(r1, "home/data")
+	if s != 0 {
+		t.Fatalf("lookup home/data: %v", s)
+	}
+	if s, names := c1.readdirNames(data, true, 4096); s != 0 || len(names) != 0 {
+		t.Errorf("home/data lists %q, %v", names, s)
+	}
+	if s, _ := c1.create(data, "x", createGuarded, 0o644, nil); s != 0 {
+		t.Errorf("create in home/data: %v", s)
+	}
+	_, home := c1.lookup(r1, "home")
+	if s, names := c1.readdirNames(home, false, 4096); s != 0 || !cmp.Equal(names, []string{"data"}) {
+		t.Errorf("home lists %q, %v; want [data]", names, s)
 	}
 }
