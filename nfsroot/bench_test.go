@@ -42,6 +42,10 @@ func (c *conn) benchCall(b *testing.B, proc uint32, args func(e *xdr.Encoder)) [
 	return reply
 }
 
+// BenchmarkLookup and BenchmarkReaddirplus measure the server's own cost of a call, without
+// the network: LOOKUP of usr/share/doc, and READDIRPLUS of the test image's root (or, with
+// NFSROOT_BENCH_TREE set to an image such as the debootstrap tree of bench/nfsroot/run.sh,
+// of its /usr/share/doc).
 func BenchmarkLookup(b *testing.B) {
 	root := testImage(b)
 	c, fh := benchConn(b, root)
