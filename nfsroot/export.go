@@ -376,6 +376,9 @@ var errHidden = errors.New("not in this node's view")
 
 // resolve maps a clean view path ("" for the root) to where it lives for this node.
 func (v *view) resolve(p string) (loc, error) {
+	if p == brokenPath {
+		return loc{}, errHidden
+	}
 	x := v.x
 	if len(x.writable) > 0 && !v.seeding {
 		for end := len(p); end > 0; {

@@ -240,6 +240,10 @@ func (t *table) parentOf(n uint32) uint32 {
 	return t.entry(n).parent
 }
 
+// brokenPath is what path returns for an entry whose chain of parents is broken: it
+// resolves to nothing.
+const brokenPath = "\x00"
+
 // path returns the view path of entry n: "" for the root, "a/b/c" otherwise.
 func (t *table) path(n uint32) string {
 	t.mu.RLock()
@@ -248,7 +252,7 @@ func (t *table) path(n uint32) string {
 	p := parts[:0]
 	for d := 0; n != 0; d++ {
 		if d > 4096 {
-			return "" // a cycle cannot happen; refuse to loop if it did
+			return brokenPath // a cycle cannot happen; refuse to loop if it did
 		}
 		e := t.entry(n)
 		p = append(p, t.nameOf(e))
