@@ -387,7 +387,7 @@ func (r *req) create() bool {
 		_ = unix.Fchmod(fd, mode)
 		s.mode, s.uid, s.gid = nil, nil, nil
 		if err := fstat(fd, &st); err == nil {
-			if st := applySattr(fd, dc.fd, dc.name, &st, s, &unix0); st != nfs.NFSStatusOk {
+			if st := applySattr(fd, dc.fd, dc.name, &st, s, &serverCreds); st != nfs.NFSStatusOk {
 				r.failChange(dc, st)
 				return true
 			}
@@ -404,8 +404,8 @@ func (r *req) create() bool {
 	return true
 }
 
-// unix0 is the server acting for itself (after its own checks).
-var unix0 = xdr.Creds{Flavor: xdr.AuthSys}
+// serverCreds is the server acting for itself (after its own checks).
+var serverCreds = xdr.Creds{Flavor: xdr.AuthSys}
 
 // MKDIR
 
@@ -455,7 +455,7 @@ func (r *req) finishNew(dc *dirChange, mode uint32, s sattr) {
 	}
 	s.mode, s.uid, s.gid = nil, nil, nil
 	if fstat(fd, &st) == nil {
-		applySattr(fd, dc.fd, dc.name, &st, s, &unix0)
+		applySattr(fd, dc.fd, dc.name, &st, s, &serverCreds)
 	}
 }
 
