@@ -52,7 +52,9 @@ func parse(pkt []byte, rq *request) bool {
 		return false
 	}
 	rq.p = p
-	rq.mt = p.MessageType()
+	if v := p.Options[53]; len(v) == 1 {
+		rq.mt = dhcpv4.MessageType(v[0])
+	}
 	switch rq.mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:

@@ -256,8 +256,13 @@ func (t *leaseTable) snapshot(now int64) []record {
 			out = append(out, record{op: opDecline, ip: l.ip, expires: l.expires})
 		}
 	}
-	// Sorted by address: the compacted file reads like a lease list.
-	slices.SortFunc(out, func(a, b record) int {
+	return out
+}
+
+// sortRecords orders records by address: a compacted file reads like a lease list. It runs
+// without the table lock.
+func sortRecords(recs []record) {
+	slices.SortFunc(recs, func(a, b record) int {
 		switch {
 		case a.ip < b.ip:
 			return -1
@@ -266,7 +271,6 @@ func (t *leaseTable) snapshot(now int64) []record {
 		}
 		return 0
 	})
-	return out
 }
 
 func (l *lease) export() Lease {

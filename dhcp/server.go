@@ -515,6 +515,7 @@ func (st *state) compact() error {
 	t.j.diff = t.j.diff[:0]
 	t.mu.Unlock()
 
+	sortRecords(recs)
 	f, err := t.j.writeSnapshot(recs)
 	t.mu.Lock()
 	if err != nil {
