@@ -429,6 +429,13 @@ func TestNetnsKillStorm(t *testing.T) {
 		l := tab.byKey[hwKey(1, mustMAC(a.mac))]
 		if l == nil || u32Addr(l.ip) != a.ip || l.state != LeaseBound {
 			t.Errorf("ACKed lease %s -> %s missing from the lease file (have %+v)", a.mac, a.ip, l)
+			if data, err := os.ReadFile(leaseFile); err == nil {
+				for i, line := range strings.Split(string(data), "\n") {
+					if strings.Contains(line, a.ip.String()+" ") || strings.Contains(line, a.mac) {
+						t.Logf("lease file line %d: %s", i+1, line)
+					}
+				}
+			}
 		}
 	}
 	t.Logf("%d clients bound, %d ACKs seen, %d NAKs, server killed %d times", clients, len(st.allACKs()), st.naks(), kills)
