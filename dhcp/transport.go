@@ -51,14 +51,14 @@ func (r *route) String() string {
 // it goes. Slots are allocated once per worker; nothing in the packet path allocates them
 // again.
 type slot struct {
-	in      []byte // maxPacket bytes
-	n       int
-	oob     []byte
-	meta    pktMeta
-	rep     *reply
-	rt      route
-	ok      bool   // a reply is to be sent
-	seq     uint64 // the reply acknowledges a lease: journal record to wait for first
+	in   []byte // maxPacket bytes
+	n    int
+	oob  []byte
+	meta pktMeta
+	rep  *reply
+	rt   route
+	ok   bool   // a reply is to be sent
+	seq  uint64 // the reply acknowledges a lease: journal record to wait for first
 }
 
 // batch is a worker's set of slots and the transport's own per-worker state.
