@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,6 +120,7 @@ func TestNetnsUdhcpc(t *testing.T) {
 	noLeaks(t)
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x91, 0x0b, 0x01}
 	srvNS, cliNS := pair(t, "10.91.11.1/24", "", mac)
+	var mu sync.Mutex // OnDiscover runs on the server's workers
 	var seen []Discovery
 	s := &Server{
 		Networks: []Network{{
@@ -128,7 +130,7 @@ func TestNetnsUdhcpc(t *testing.T) {
 			Boot: Boot{BIOS: "undionly.kpxe", NextServer: ip("10.91.11.5")},
 		}},
 		Hosts:      hostsOf(t, Host{Name: "kr1", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, IP: ip("10.91.11.11")}),
-		OnDiscover: func(d Discovery) { seen = append(seen, d) },
+		OnDiscover: func(d Discovery) { mu.Lock(); seen = append(seen, d); mu.Unlock() },
 	}
 	serveIn(t, srvNS, s)
 	dir := t.TempDir()
@@ -161,6 +163,8 @@ func TestNetnsUdhcpc(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(seen) == 0 || seen[0].MAC.String() != mac.String() || seen[0].Interface != "srv0" || seen[0].Arch != ArchBIOS {
 		t.Errorf("OnDiscover saw %+v, want the udhcpc client on srv0 with arch 0", seen)
 	}
