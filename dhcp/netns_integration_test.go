@@ -341,7 +341,7 @@ func TestNetnsKillStorm(t *testing.T) {
 	leaseFile := filepath.Join(t.TempDir(), "leases")
 	var srv *exec.Cmd
 	start := func() {
-		srv = exec.Command("ip", "netns", "exec", srvNS.Name, exe, "-test.run=^TestHelperServer$")
+		srv = exec.Command("ip", "netns", "exec", srvNS.Name, exe)
 		srv.Env = append(os.Environ(), "PROVKIT_DHCP_HELPER=serve", "PROVKIT_DHCP_HELPER_LEASES="+leaseFile)
 		out, err := srv.StdoutPipe()
 		if err != nil {
@@ -453,12 +453,20 @@ func mustMAC(s string) net.HardwareAddr {
 	return m
 }
 
-// TestHelperServer is the server process of TestNetnsKillStorm; it runs only when that
-// test starts it.
-func TestHelperServer(t *testing.T) {
-	if os.Getenv("PROVKIT_DHCP_HELPER") != "serve" {
-		t.Skip("helper process of TestNetnsKillStorm")
+// TestMain runs the server process of TestNetnsKillStorm when that test starts the test
+// binary again with PROVKIT_DHCP_HELPER=serve (inside the server's namespace).
+func TestMain(m *testing.M) {
+	if os.Getenv("PROVKIT_DHCP_HELPER") == "serve" {
+		if err := helperServe(); err != nil {
+			fmt.Fprintln(os.Stderr, "helper server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+func helperServe() error {
 	s := &Server{
 		Networks: []Network{{
 			Prefix: netip.MustParsePrefix("10.91.24.0/21"), Interface: "srv0",
@@ -469,7 +477,7 @@ func TestHelperServer(t *testing.T) {
 	}
 	sock, err := ListenSocket(":67")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	s.Conn = sock
 	ctx, stop := signalContext()
@@ -480,10 +488,12 @@ func TestHelperServer(t *testing.T) {
 		if _, err := s.Stats(); err == nil {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Millisecond):
+		}
 	}
 	fmt.Println("ready")
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	return <-done
 }
