@@ -43,7 +43,10 @@ type Server struct {
 	OnDiscover func(Discovery)
 
 	// LeaseFile is the path of the lease journal. If empty, leases live in memory and a
-	// restart forgets them. The server takes an exclusive lock on LeaseFile+".lock".
+	// restart forgets them. An ACK leaves only after its lease is in the file (written
+	// with write(2): it survives the server being killed at any moment); the file is
+	// fsync'd every second, so a power cut can lose at most the last second of leases.
+	// The server takes an exclusive lock on LeaseFile+".lock".
 	LeaseFile string
 
 	// Conn is the socket to serve on. If nil, Serve opens a Socket on port 67 (Linux).
@@ -54,7 +57,7 @@ type Server struct {
 	Conn net.PacketConn
 
 	// Interfaces, if set, restricts serving to requests that arrive on these interfaces
-	// (site.dhcpinterfaces). Relayed requests are accepted on any of them.
+	// (site.dhcpinterfaces), relayed or not. It needs a *Socket (the arrival interface).
 	Interfaces []string
 
 	// Workers is how many packets are handled at once. If zero, 4 x GOMAXPROCS, at most 64.
