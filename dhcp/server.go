@@ -389,6 +389,9 @@ func (st *state) checkServerAddrs(conn net.PacketConn) error {
 	if _, ok := conn.(*Socket); ok {
 		return nil
 	}
+	if st.ifaceAllow != nil {
+		return fmt.Errorf("dhcp: Interfaces is set but Conn (%T) cannot tell the arrival interface: use a *Socket", conn)
+	}
 	local := netip.Addr{}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
 		local, _ = netip.AddrFromSlice(ua.IP)
