@@ -68,6 +68,8 @@ warewulf() { # the two steps of Warewulf's BuildFsImage, as it runs them
 }
 findcpio() { (cd "$ROOT" && find . -xdev | cpio -o -H newc --quiet | pigz > "$1"); }
 findcpiozstd() { (cd "$ROOT" && find . -xdev | cpio -o -H newc --quiet | zstd -q -T0 > "$1"); }
+export -f warewulf findcpio findcpiozstd
+export ROOT
 
 O=$WORK/out
 # Warm the page cache once for everyone.
@@ -76,9 +78,9 @@ measure "provkit cpio gzip"     $O "$BIN" pack -root "$ROOT" -out $O -format cpi
 measure "provkit cpio gzip -1"  $O "$BIN" pack -root "$ROOT" -out $O -format cpio -compression gzip -level 1
 measure "provkit cpio zstd"     $O "$BIN" pack -root "$ROOT" -out $O -format cpio -compression zstd
 measure "provkit tar zstd"      $O "$BIN" pack -root "$ROOT" -out $O -format tar -compression zstd
-measure "find|cpio|pigz"        $O findcpio $O
-measure "find|cpio|zstd -T0"    $O findcpiozstd $O
-measure "warewulf (cpio; pigz)" $O warewulf $O
+measure "find|cpio|pigz"        $O bash -c 'findcpio "$1"' _ $O
+measure "find|cpio|zstd -T0"    $O bash -c 'findcpiozstd "$1"' _ $O
+measure "warewulf (cpio; pigz)" $O bash -c 'warewulf "$1"' _ $O
 measure "provkit squashfs zstd" $O "$BIN" pack -root "$ROOT" -out $O -format squashfs -compression zstd
 measure "mksquashfs zstd"       $O mksquashfs "$ROOT" $O -noappend -comp zstd -one-file-system -no-progress -quiet
 
