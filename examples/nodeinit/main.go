@@ -170,6 +170,8 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 	con.printf("provkit nodeinit: node %q, root %s", cfg.Node, rootDesc(cfg))
 	if cfg.Node != "" {
 		_ = unix.Sethostname([]byte(cfg.Node))
+	} else if cfg.StatusURL != nil {
+		con.warn("no NODE= on the command line: reports will carry an empty node name")
 	}
 	m.loadModules(cfg.Modules, con)
 	ni, err := m.network(ctx, cfg, con)
