@@ -252,6 +252,12 @@ func ParseZoneFile(r io.Reader, origin, file string) (ZoneFile, error) {
 				return ZoneFile{}, fmt.Errorf("dns: zone file %s: two SOA records", file)
 			}
 			haveSOA = true
+			if _, err := Fqdn(v.Ns); err != nil {
+				return ZoneFile{}, fmt.Errorf("dns: zone file %s: SOA name server: %w", file, err)
+			}
+			if _, ok := mdns.IsDomainName(v.Mbox); !ok || v.Mbox == "" || v.Mbox == "." {
+				return ZoneFile{}, fmt.Errorf("dns: zone file %s: SOA mailbox %q is not a name", file, v.Mbox)
+			}
 			zf.Zone.Serial = v.Serial
 			zf.Zone.Admin = strings.ToLower(v.Mbox)
 			zf.Zone.TTL = time.Duration(h.Ttl) * time.Second
@@ -261,7 +267,10 @@ func ParseZoneFile(r io.Reader, origin, file string) (ZoneFile, error) {
 			continue
 		case *mdns.NS:
 			if name == o {
-				ns := strings.ToLower(v.Ns)
+				ns, err := Fqdn(v.Ns)
+				if err != nil {
+					return ZoneFile{}, fmt.Errorf("dns: zone file %s: NS: %w", file, err)
+				}
 				if !slices.Contains(zf.Zone.NS, ns) {
 					zf.Zone.NS = append(zf.Zone.NS, ns)
 				}
@@ -271,13 +280,27 @@ func ParseZoneFile(r io.Reader, origin, file string) (ZoneFile, error) {
 		if len(zf.Records) >= maxZoneRecords {
 			return ZoneFile{}, fmt.Errorf("dns: zone file %s: more than %d records", file, maxZoneRecords)
 		}
-		zf.Records = append(zf.Records, recordOf(rr))
+		rec := recordOf(rr)
+		// What we cannot write back as it was read (odd rdata the parser tolerates) is
+		// refused now rather than corrupted later.
+		if _, err := mdns.NewRR(rec.Name + " 1 IN " + rec.Type + " " + rec.Value); err != nil || rec.Value == "" {
+			return ZoneFile{}, fmt.Errorf("dns: zone file %s: record %q cannot be written back", file, strings.TrimSpace(rr.String()))
+		}
+		zf.Records = append(zf.Records, rec)
 	}
 	if err := zp.Err(); err != nil {
 		return ZoneFile{}, fmt.Errorf("dns: zone file %s: %w", file, err)
 	}
 	if !haveSOA {
 		return ZoneFile{}, fmt.Errorf("dns: zone file %s: no SOA record for %s", file, o)
+	}
+	// Records with the zone's own TTL (the $TTL that WriteTo writes, which the SOA
+	// carries) say so with 0.
+	def := uint32(zf.Zone.TTL / time.Second)
+	for i := range zf.Records {
+		if zf.Records[i].TTL == def {
+			zf.Records[i].TTL = 0
+		}
 	}
 	return zf, nil
 }

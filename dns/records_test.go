@@ -20,7 +20,7 @@ func addrs(ss ...string) []netip.Addr {
 func testTable(t testing.TB) *Table {
 	t.Helper()
 	tab, err := NewTable(
-		[]Zone{{Name: "cluster.test", Serial: 7}, {Name: "0.97.10.in-addr.arpa."}, {Name: "8.b.d.0.1.0.0.2.ip6.arpa."}},
+		[]Zone{{Name: "cluster.test", Serial: 7}, {Name: "0.97.10.in-addr.arpa.", NS: []string{"ns.cluster.test."}}, {Name: "8.b.d.0.1.0.0.2.ip6.arpa.", NS: []string{"ns.cluster.test"}}},
 		[]Host{
 			{Name: "n1.cluster.test.", Addrs: addrs("10.97.0.11"), Aliases: []string{"login.cluster.test.", "n1.other.example."}},
 			{Name: "n2.cluster.test.", Addrs: addrs("10.97.0.12", "2001:db8::12")},

@@ -159,7 +159,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) compile() (*state, error) {
 	log := s.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = discard()
 	}
 	st := &state{records: s.Records, recursion: s.RecursionFrom, openRec: s.RecursionFrom == nil, log: log}
 	for _, f := range s.Forwarders {
@@ -602,3 +602,5 @@ func (st *state) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -134,7 +134,7 @@ func TestServerAuthoritative(t *testing.T) {
 		{"NS", "cluster.test.", mdns.TypeNS, 0, []string{"cluster.test.\t0\tIN\tNS\tns.cluster.test."}, nil},
 		{"ANY", "n2.cluster.test.", mdns.TypeANY, 0, []string{"n2.cluster.test.\t0\tIN\tA\t10.97.0.12", "n2.cluster.test.\t0\tIN\tAAAA\t2001:db8::12"}, nil},
 		{"reverse no such name", "99.0.97.10.in-addr.arpa.", mdns.TypePTR, mdns.RcodeNameError, nil,
-			[]string{"0.97.10.in-addr.arpa.\t0\tIN\tSOA\tns.0.97.10.in-addr.arpa. hostmaster.0.97.10.in-addr.arpa. 0 3600 900 604800 10"}},
+			[]string{"0.97.10.in-addr.arpa.\t0\tIN\tSOA\tns.cluster.test. hostmaster.0.97.10.in-addr.arpa. 0 3600 900 604800 10"}},
 		{"not ours, no forwarders", "example.com.", mdns.TypeA, mdns.RcodeRefused, nil, nil},
 		{"zone transfer", "cluster.test.", mdns.TypeAXFR, mdns.RcodeRefused, nil, nil},
 	} {
