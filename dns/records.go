@@ -131,8 +131,8 @@ func (f RecordsFunc) Lookup(name string) Result { return f(name) }
 // Table is an immutable set of zones and hosts, indexed for the server. Build a new one
 // (NewTable) when the data changes and swap it in; a Table is safe for concurrent use.
 type Table struct {
-	zones map[string]*Zone
-	names map[string]*entry
+	zones    map[string]*Zone
+	names    map[string]*entry
 	zoneList []*Zone // in the order given
 }
 
