@@ -46,6 +46,7 @@ type config struct {
 	logLevel   string
 	ipxeDir    string
 	dhcpIfaces string
+	dnsAddr    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -62,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.raPrefix, "ra-prefix", "", "IPv6 /64 prefix to advertise with -ra-interface (e.g. fd00:93::/64)")
 	fs.DurationVar(&c.poll, "poll", 250*time.Millisecond, "how often to check the store for changes")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.dnsAddr, "dns", "", "serve the cluster's DNS on this address, UDP and TCP (e.g. :53); empty: no DNS")
 	fs.StringVar(&c.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "where iPXE binaries are (served as xcat/xnba.kpxe and xcat/xnba.efi when the TFTP root has none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -206,6 +208,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		m.gauge("provd_dhcp_received_total", func() float64 { s, _ := ds.Stats(); return float64(s.Received) })
 		m.gauge("provd_dhcp_replied_total", func() float64 { s, _ := ds.Stats(); return float64(s.Replied) })
 		m.gauge("provd_dhcp_leases", func() float64 { s, _ := ds.Stats(); return float64(s.Leases) })
+		g.Go(func() error { return ds.Serve(gctx) })
+	}
+	if cfg.dnsAddr != "" {
+		ds, err := newDNS(cfg.dnsAddr, vs, log, m)
+		if err != nil {
+			return err
+		}
 		g.Go(func() error { return ds.Serve(gctx) })
 	}
 	if cfg.raIface != "" {
