@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("site.tftpdir %s: %w", tftpdir, err)
 	}
-	files := tftp.Overlay(&tftp.BootConfigs{Nodes: bg}, tftp.Overlay(root, ipxeFallback(cfg.ipxeDir)))
+	files := tftp.Overlay(bg.DiscoveryFiles(), tftp.Overlay(&tftp.BootConfigs{Nodes: bg}, tftp.Overlay(root, ipxeFallback(cfg.ipxeDir))))
 	installdir := orDefault(v.Site("installdir"), "/install")
 	inst, err := tftp.OpenDir(installdir)
 	if err != nil {
@@ -153,6 +153,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/tftpboot/", http.StripPrefix("/tftpboot", &tftp.HTTPHandler{Files: files, OnTransfer: onTransfer}))
 	mux.Handle("/install/", http.StripPrefix("/install", &tftp.HTTPHandler{Files: inst, OnTransfer: onTransfer}))
 	mux.Handle("/api/v1/status", &statusHandler{store: store, views: vs, log: log, metrics: m, now: time.Now})
+	dh := &discoverHandler{store: store, views: vs, log: log, metrics: m, now: time.Now}
+	mux.Handle("/api/v1/discover", dh)
 	mux.Handle("/metrics", m)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	ln, err := net.Listen("tcp", cfg.httpAddr)
@@ -189,6 +191,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		bg.DiscoveryBoot(v, nets)
 		ifaces := cfg.dhcpIfaces
 		if ifaces == "" {
 			ifaces = v.Site("dhcpinterfaces")
@@ -203,7 +206,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			LeaseFile:  leases,
 			Interfaces: dhcpInterfaces(ifaces),
 			Logger:     log.With("service", "dhcp"),
+			OnDiscover: onDHCPDiscover(log.With("service", "dhcp"), m),
 		}
+		dh.dhcp.Store(ds)
 		mux.Handle("/api/v1/dhcp/leases", &leasesHandler{srv: ds})
 		m.gauge("provd_dhcp_received_total", func() float64 { s, _ := ds.Stats(); return float64(s.Received) })
 		m.gauge("provd_dhcp_replied_total", func() float64 { s, _ := ds.Stats(); return float64(s.Replied) })
