@@ -83,7 +83,11 @@ Each rewritten zone gets a larger serial (YYYYMMDDnn). Reload BIND afterwards (r
 				zones = append(zones, zf.Zone.Name)
 				path := filepath.Join(dir, dns.FileName(zf.Zone.Name))
 				old, err := readZone(path, zf.Zone.Name)
-				if err != nil {
+				if err != nil && newFiles {
+					// -n replaces the file: what it held does not matter.
+					fmt.Fprintf(a.stderr, "Warning: %v: replaced\n", err)
+					old = nil
+				} else if err != nil {
 					return err
 				}
 				out := zf
