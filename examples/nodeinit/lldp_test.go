@@ -18,7 +18,7 @@ func lldpFrame(n Neighbor) []byte {
 		f = binary.BigEndian.AppendUint16(f, uint16(typ<<9|len(v)))
 		f = append(f, v...)
 	}
-	if mac, err := net.ParseMAC(n.ChassisID); err == nil {
+	if mac, err := net.ParseMAC(n.ChassisID); err == nil && len(mac) == 6 && mac.String() == n.ChassisID {
 		tlv(1, append([]byte{4}, mac...))
 	} else {
 		tlv(1, append([]byte{7}, n.ChassisID...))
