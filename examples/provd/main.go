@@ -7,6 +7,18 @@
 //
 // Changes to the tables are live: provd watches the store's generation and answers from
 // the new state within one poll interval. See README.md in this directory.
+//
+// With --dns ADDR provd is also the cluster's name server (UDP and TCP): authoritative for
+// site.domain, the networks' domains and their reverse zones, with the names makehosts
+// writes, and a caching forwarder to site.forwarders for the cluster's networks.
+//
+// Node discovery: a node whose MAC is in no table gets an address from its network's
+// dynamicrange and boots the discovery image (xcat/genesis.kernel.x86_64 and
+// genesis.fs.x86_64.gz in site.tftpdir, built by provctl mknb: nodeinit in discovery mode),
+// which posts its identity to /api/v1/discover. provd matches it to a node (by MAC, by the
+// switch port of the switch table, or as the next free name of provctl nodediscoverstart),
+// records it (mac, vpd, hwinv, discoverydata), runs its chain (osimage=<image>: nodeset) and
+// tells it to reboot into it.
 package main
 
 import (
