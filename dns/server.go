@@ -114,11 +114,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
 	workers := s.Workers
 	if workers <= 0 {
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
+	errc := make(chan error, workers+1) // every goroutine can report without blocking
 	if st.pc != nil {
 		for range workers {
 			wg.Add(1)
@@ -293,10 +293,7 @@ func (st *state) send(out []byte, resp *mdns.Msg, q *query, addr net.Addr) []byt
 }
 
 func (st *state) forwardUDP(ctx context.Context, q *query, addr net.Addr) {
-	st.fwd.resolve(ctx, q, func(resp *mdns.Msg) {
-		b := st.send(make([]byte, 0, 1024), resp, q, addr)
-		_ = b
-	})
+	st.fwd.resolve(ctx, q, func(resp *mdns.Msg) { st.send(nil, resp, q, addr) })
 }
 
 func addrOf(a net.Addr) netip.Addr {
