@@ -16,7 +16,6 @@ import (
 	"github.com/provkit/provkit/cluster"
 	"github.com/provkit/provkit/dhcp"
 	"github.com/provkit/provkit/tftp"
-	"github.com/provkit/provkit/tftp/bootconf"
 )
 
 // DiscoveryReport is the JSON a node in discovery mode posts to provd
@@ -156,7 +155,7 @@ func (g *Boot) DiscoveryBoot(v *cluster.View, nets []dhcp.Network) {
 // provkit.discover=<provd>/api/v1/discover; a known node that asks (its firmware is iPXE
 // and its netboot is not xnba) is sent on to its own script.
 func (g *Boot) DiscoveryFiles() tftp.Files {
-	return tftp.FilesFunc(func(ctx context.Context, client netip.Addr, name string) (tftp.File, error) {
+	return tftp.FilesFunc(func(_ context.Context, client netip.Addr, name string) (tftp.File, error) {
 		rest, ok := strings.CutPrefix(name, netScriptPrefix)
 		if !ok {
 			return nil, fs.ErrNotExist
@@ -178,8 +177,7 @@ func (g *Boot) DiscoveryFiles() tftp.Files {
 			srv, _ = netip.ParseAddr(v.Site("master"))
 		}
 		var script string
-		if _, err := g.BootNode(ctx, bootconf.Query{IP: client}); err == nil && client.IsValid() {
-			n, _ := v.NodeByIP(client)
+		if n, err := v.NodeByIP(client); err == nil && client.IsValid() {
 			script = fmt.Sprintf("#!ipxe\n#known node %s\nchain %s/tftpboot/xcat/xnba/nodes/%s\n", n.Name, g.BaseURL(srv), n.Name)
 		} else {
 			script = g.DiscoveryScript(v, srv)
