@@ -183,6 +183,13 @@ func (s *Server) compile() (*state, error) {
 	}
 	st.tcpSem = make(chan struct{}, maxTCP)
 	st.pc, st.ln = s.PacketConn, s.Listener
+	defer func() {
+		// A deep receive queue rides out bursts (a rack booting asks all at once);
+		// the kernel caps it at net.core.rmem_max. Best effort.
+		if u, ok := st.pc.(interface{ SetReadBuffer(int) error }); ok && st.pc != nil {
+			_ = u.SetReadBuffer(4 << 20)
+		}
+	}()
 	if st.pc == nil && st.ln == nil {
 		addr := s.Addr
 		if addr == "" {
