@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -32,7 +33,7 @@ const discoverRetry = 10
 type discoverHandler struct {
 	store   *cluster.DB
 	views   *views
-	dhcp    atomic.Pointer[dhcp.Server] // nil when provd serves no DHCP
+	dhcp    atomic.Pointer[leaseTable] // nil when provd serves no DHCP
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -87,7 +88,7 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ans.Message = fmt.Sprintf("you are %s: reboot into %s", res.Node, orDefault(res.State, "the next boot"))
 			// The node leaves the discovery range: its address there is free again.
 			if ds := h.dhcp.Load(); ds != nil {
-				_, _ = ds.ForgetLease(d.BootMAC)
+				_, _ = (*ds).ForgetLease(d.BootMAC)
 			}
 		case "standby":
 			ans.Action, ans.Retry = "wait", discoverRetry
@@ -98,6 +99,12 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(ans)
 }
 
+// leaseTable is what discovery needs of the DHCP server (*dhcp.Server).
+type leaseTable interface {
+	Leases() ([]dhcp.Lease, error)
+	ForgetLease(mac net.HardwareAddr) (bool, error)
+}
+
 // checkLease verifies that the report comes from the address the DHCP server leased to
 // its boot MAC.
 func (h *discoverHandler) checkLease(from netip.Addr, d cluster.Discovered) error {
@@ -105,7 +112,7 @@ func (h *discoverHandler) checkLease(from netip.Addr, d cluster.Discovered) erro
 	if ds == nil || from.IsLoopback() {
 		return nil
 	}
-	leases, err := ds.Leases()
+	leases, err := (*ds).Leases()
 	if err != nil {
 		return nil // DHCP not serving (yet): nothing to check against
 	}

@@ -220,7 +220,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			Logger:     log.With("service", "dhcp"),
 			OnDiscover: onDHCPDiscover(log.With("service", "dhcp"), m),
 		}
-		dh.dhcp.Store(ds)
+		var lt leaseTable = ds
+		dh.dhcp.Store(&lt)
 		mux.Handle("/api/v1/dhcp/leases", &leasesHandler{srv: ds})
 		m.gauge("provd_dhcp_received_total", func() float64 { s, _ := ds.Stats(); return float64(s.Received) })
 		m.gauge("provd_dhcp_replied_total", func() float64 { s, _ := ds.Stats(); return float64(s.Replied) })
