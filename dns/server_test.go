@@ -260,7 +260,15 @@ func TestServerTruncation(t *testing.T) {
 type upstream struct {
 	addr  string
 	asked atomic.Int64
+	mu    sync.Mutex
 	gate  chan struct{} // if not nil, lookups wait for it to close
+}
+
+func (u *upstream) hold() chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.gate = make(chan struct{})
+	return u.gate
 }
 
 func startUpstream(t *testing.T) *upstream {
@@ -271,12 +279,11 @@ func startUpstream(t *testing.T) *upstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
 	srv := &Server{Records: RecordsFunc(func(name string) Result {
 		u.asked.Add(1)
-		mu.Lock()
+		u.mu.Lock()
 		g := u.gate
-		mu.Unlock()
+		u.mu.Unlock()
 		if g != nil {
 			<-g
 		}
@@ -357,7 +364,7 @@ func (c *fakeClock) advance(d time.Duration) {
 func TestServerForwardOnce(t *testing.T) {
 	checkGoroutines(t)
 	up := startUpstream(t)
-	up.gate = make(chan struct{})
+	gate := up.hold()
 	addr := serve(t, &Server{Forwarders: []netip.AddrPort{netip.MustParseAddrPort(up.addr)}})
 	const clients = 20
 	var wg sync.WaitGroup
@@ -380,7 +387,7 @@ func TestServerForwardOnce(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	close(up.gate)
+	close(gate)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
