@@ -112,21 +112,25 @@ func TestNetnsDNS(t *testing.T) {
 		}
 	})
 
+	digTry := func(args ...string) (string, error) {
+		out, err := ns.Command(context.Background(), append([]string{"dig", "@10.97.2.1", "+time=2", "+tries=2"}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
 	dig := func(args ...string) string {
 		t.Helper()
-		out, err := ns.Command(context.Background(), append([]string{"dig", "@10.97.2.1", "+time=2", "+tries=2"}, args...)...).CombinedOutput()
+		out, err := digTry(args...)
 		if err != nil {
 			t.Fatalf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return strings.TrimSpace(string(out))
+		return out
 	}
-	// Wait until provd answers.
+	// Wait until provd answers (it opens the store and loads the view first).
 	for i := 0; ; i++ {
-		if dig("+short", "n1.cluster.test") == "10.97.2.11" {
+		if out, err := digTry("+short", "n1.cluster.test"); err == nil && out == "10.97.2.11" {
 			break
 		}
-		if i > 100 {
-			t.Fatalf("provd's DNS does not answer n1.cluster.test")
+		if i > 300 {
+			t.Fatalf("provd's DNS does not answer n1.cluster.test within 30 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
