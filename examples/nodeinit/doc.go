@@ -27,12 +27,15 @@
 // The root: exactly one of
 //
 //	imgurl=<url>
-//	    A packed image fetched over HTTP (http:// or https://) and unpacked into a
+//	    A packed image fetched over HTTP and unpacked into a
 //	    tmpfs as it streams in: cpio (newc) or tar, compressed with gzip, zstd or xz
 //	    or not at all, or a squashfs image (stored in /run, loop-mounted, with a tmpfs
 //	    overlay; needs the loop, squashfs and overlay modules). The format is read
 //	    from the content, not the name. xCAT's form works as it is:
 //	    imgurl=http://10.0.0.1:80//install/netboot/.../rootimg.cpio.gz
+//	    https:// works when the initramfs carries CA certificates
+//	    (InitramfsSpec.Files: "etc/ssl/certs/ca-certificates.crt"); it has none by
+//	    default.
 //	root=nfs:<server>:<path>[:<options>]
 //	    An NFSv3 root mounted with the kernel client (needs the nfsv3 module). The
 //	    options are mount options separated by commas. nodeinit adds ro (unless rw is
