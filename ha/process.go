@@ -45,6 +45,8 @@ type Process struct {
 	// StopTimeout is how long Stop waits before SIGKILL. If zero, 10 s.
 	StopTimeout time.Duration
 	// Health, if set, tells whether the running program serves (see HTTPCheck, TCPCheck).
+	// Without it, the program counts as healthy once it has run for 250 ms, so that one that
+	// exits at once (a bad option, a port in use) fails its start.
 	Health func(ctx context.Context) error
 
 	mu      sync.Mutex
@@ -52,7 +54,11 @@ type Process struct {
 	kill    context.CancelFunc // ends the program's context: SIGKILL to its group
 	done    chan struct{}      // closed when the child started here has been reaped
 	waitErr error
+	started time.Time
 }
+
+// settleTime is how long a program without a health check must run to count as healthy.
+const settleTime = 250 * time.Millisecond
 
 func (p *Process) Name() string { return p.ServiceName }
 
@@ -112,7 +118,7 @@ func (p *Process) Start(ctx context.Context) error {
 		return fmt.Errorf("service %s: %w", p.ServiceName, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.kill, p.done, p.waitErr = cmd, kill, done, nil
+	p.cmd, p.kill, p.done, p.waitErr, p.started = cmd, kill, done, nil, time.Now()
 	go func() {
 		err := cmd.Wait()
 		p.mu.Lock()
@@ -122,10 +128,15 @@ func (p *Process) Start(ctx context.Context) error {
 	}()
 	if p.PIDFile != "" {
 		st, err := procStart(cmd.Process.Pid)
-		if err == nil {
-			err = writeFileAtomic(p.PIDFile, fmt.Appendf(nil, "%d %d\n", cmd.Process.Pid, st))
-		}
 		if err != nil {
+			// Already gone (Healthy reports how it ended), or /proc is unreadable.
+			if _, serr := os.Stat("/proc/self/stat"); serr == nil {
+				return nil
+			}
+			killGroup(cmd.Process.Pid, syscall.SIGKILL)
+			return fmt.Errorf("service %s: /proc: %w", p.ServiceName, err)
+		}
+		if err := writeFileAtomic(p.PIDFile, fmt.Appendf(nil, "%d %d\n", cmd.Process.Pid, st)); err != nil {
 			killGroup(cmd.Process.Pid, syscall.SIGKILL)
 			return fmt.Errorf("service %s: pid file %s: %w", p.ServiceName, p.PIDFile, err)
 		}
@@ -236,7 +247,7 @@ func (p *Process) stopPID(ctx context.Context, pid int) error {
 // Healthy reports ErrNotRunning when the program does not run, else asks Health.
 func (p *Process) Healthy(ctx context.Context) error {
 	p.mu.Lock()
-	done, waitErr := p.done, p.waitErr
+	done, waitErr, started := p.done, p.waitErr, p.started
 	p.mu.Unlock()
 	switch {
 	case done != nil && isClosed(done):
@@ -256,6 +267,9 @@ func (p *Process) Healthy(ctx context.Context) error {
 		return fmt.Errorf("service %s: %w", p.ServiceName, ErrNotRunning)
 	}
 	if p.Health == nil {
+		if up := time.Since(started); done != nil && up < settleTime {
+			return fmt.Errorf("service %s: running for %s only", p.ServiceName, up.Round(time.Millisecond))
+		}
 		return nil
 	}
 	return p.Health(ctx)

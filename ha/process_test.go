@@ -37,6 +37,10 @@ func TestProcessStartStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := p.cmd.Process.Pid
+	if err := p.Healthy(ctx); err == nil || errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Healthy at once = %v, want \"not yet\" (no health check: it must run a while)", err)
+	}
+	time.Sleep(settleTime)
 	if err := p.Healthy(ctx); err != nil {
 		t.Fatalf("Healthy = %v", err)
 	}
