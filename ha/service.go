@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // A Service is a daemon the active management node runs: the database, provd (DHCP, TFTP,
@@ -169,6 +171,19 @@ func TCPCheck(addr string) func(context.Context) error {
 			return err
 		}
 		return c.Close()
+	}
+}
+
+// PGCheck returns a health check that opens a session on the PostgreSQL server at dsn and
+// runs a query: a server still recovering, or refusing the client, is not healthy.
+func PGCheck(dsn string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		return c.Ping(ctx)
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 //	NAME=unit:UNIT[;health=CHECK]
 //	NAME=exec:PROGRAM ARG...[;user=USER][;stop=SIGNAL][;timeout=DURATION][;health=CHECK][;log=FILE][;pidfile=FILE]
 //
-// CHECK is an http:// or https:// URL (wants a 2xx answer) or tcp:HOST:PORT. The program's
+// CHECK is an http:// or https:// URL (wants a 2xx answer), tcp:HOST:PORT, or a postgres://
+// URL (wants the server to accept a session: not merely listening while it recovers). The program's
 // arguments are separated by white space, with no quoting: an argument cannot hold a space
 // or a ';'.
 type ServiceSpec struct {
@@ -200,6 +201,11 @@ func healthCheck(s string) (func(ctx context.Context) error, error) {
 			return nil, fmt.Errorf("health check %q: want a URL", s)
 		}
 		return HTTPCheck(s), nil
+	case strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://"):
+		if strings.ContainsAny(s, " \t") {
+			return nil, fmt.Errorf("health check %q: want a URL", s)
+		}
+		return PGCheck(s), nil
 	case strings.HasPrefix(s, "tcp:"):
 		addr := strings.TrimPrefix(s, "tcp:")
 		host, port, ok := strings.Cut(addr, ":")
@@ -211,5 +217,5 @@ func healthCheck(s string) (func(ctx context.Context) error, error) {
 		}
 		return TCPCheck(addr), nil
 	}
-	return nil, fmt.Errorf("health check %q: want an http:// URL or tcp:HOST:PORT", s)
+	return nil, fmt.Errorf("health check %q: want an http:// URL, tcp:HOST:PORT or a postgres:// URL", s)
 }

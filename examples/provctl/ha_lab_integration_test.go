@@ -35,6 +35,7 @@ import (
 // so everything the client reaches on the cluster subnet is reached through the VIP.
 type haLab struct {
 	t       *testing.T
+	bins    *haBins
 	dir     string
 	sw, cl  *netns.NS
 	mn      [2]*netns.NS
@@ -59,9 +60,9 @@ func haNeeds() []testenv.Need {
 	return []testenv.Need{testenv.Root(), testenv.Program("ip", "unshare", "nsenter", "curl", "udhcpc", "go")}
 }
 
-func newHALab(t *testing.T, k int) *haLab {
+func newHALab(t *testing.T, bins *haBins, k int) *haLab {
 	t.Helper()
-	lab := &haLab{t: t, dir: t.TempDir()}
+	lab := &haLab{t: t, bins: bins, dir: t.TempDir()}
 	// The postgres user must reach the shared data: open the test's directories.
 	for d := lab.dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -110,42 +111,31 @@ func newHALab(t *testing.T, k int) *haLab {
 	return lab
 }
 
-var built struct {
-	sync.Mutex
+// haBins builds the module's commands once for all the subtests of TestNetnsHA.
+type haBins struct {
+	mu    sync.Mutex
 	dir   string
 	paths map[string]string
 }
 
-// buildBinary builds one of the module's commands once per test binary.
-func buildBinary(t *testing.T, pkg string) string {
+func (b *haBins) build(t *testing.T, pkg string) string {
 	t.Helper()
-	built.Lock()
-	defer built.Unlock()
-	if p, ok := built.paths[pkg]; ok {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.paths[pkg]; ok {
 		return p
 	}
-	if built.dir == "" {
-		dir, err := os.MkdirTemp("", "provkit-ha-bin")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		built.dir, built.paths = dir, map[string]string{}
+	if b.paths == nil {
+		b.paths = map[string]string{}
 	}
-	out := filepath.Join(built.dir, filepath.Base(pkg))
+	out := filepath.Join(b.dir, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
-	built.paths[pkg] = out
+	b.paths[pkg] = out
 	return out
-}
-
-func buildProvd(t *testing.T) string {
-	return buildBinary(t, "github.com/provkit/provkit/examples/provd")
 }
 
 func writeFile(t *testing.T, path, data string) {
@@ -162,7 +152,7 @@ func writeFile(t *testing.T, path, data string) {
 // real program with its signal handling) inside a node's namespace, in a UTS namespace of
 // its own so that host-name changes stay there.
 func (lab *haLab) provctlIn(ctx context.Context, i int, args ...string) *exec.Cmd {
-	provctl := buildBinary(lab.t, "github.com/provkit/provkit/examples/provctl")
+	provctl := lab.bins.build(lab.t, "github.com/provkit/provkit/examples/provctl")
 	return lab.mn[i].Command(ctx, append([]string{"unshare", "--uts", provctl}, args...)...)
 }
 
@@ -191,9 +181,23 @@ func (lab *haLab) pcOK(i int, args ...string) string {
 	lab.t.Helper()
 	out, errs, code := lab.pc(i, args...)
 	if code != 0 {
-		lab.t.Fatalf("%s: provctl %s: exit %d\n%s%s", lab.nodes[i].name, strings.Join(args, " "), code, out, errs)
+		lab.t.Fatalf("%s: provctl %s: exit %d\n%s%s%s", lab.nodes[i].name, strings.Join(args, " "), code, out, errs, lab.serviceLogs(i))
 	}
 	return out
+}
+
+// serviceLogs returns the logs of node i's services.
+func (lab *haLab) serviceLogs(i int) string {
+	logs, _ := filepath.Glob(filepath.Join(lab.nodes[i].state, "*.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		if len(data) > 4000 {
+			data = data[len(data)-4000:]
+		}
+		fmt.Fprintf(&b, "--- %s:\n%s", l, data)
+	}
+	return b.String()
 }
 
 // haArgs are the flags every ha command of node i takes.
@@ -365,7 +369,7 @@ func (lab *haLab) defineCluster(dsn string, writers int) {
 // provdService is the --service value that runs provd against dsn.
 func (lab *haLab) provdService(dsn string) string {
 	if lab.provd == "" {
-		lab.provd = buildProvd(lab.t)
+		lab.provd = lab.bins.build(lab.t, "github.com/provkit/provkit/examples/provd")
 	}
 	return "provd=exec:" + lab.provd + " --db " + dsn + " --dhcp-interfaces eth0 --poll 200ms" +
 		";health=http://" + lab.vip.String() + "/healthz;timeout=3s"

@@ -6,11 +6,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	osexec "os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +22,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/provkit/provkit/internal/testenv"
 )
+
+// TestNetnsHA runs the management-node failover scenarios in network namespaces: two
+// management nodes and a client on one bridge, with provctl and provd built once for all.
+func TestNetnsHA(t *testing.T) {
+	testenv.Require(t, haNeeds()...)
+	bins := &haBins{dir: t.TempDir()}
+	if err := os.Chmod(bins.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("VIPInUse", func(t *testing.T) { testHAVIPInUse(t, bins) })
+	t.Run("ActivateUndo", func(t *testing.T) { testHAActivateUndo(t, bins) })
+	t.Run("ManualFailover", func(t *testing.T) { testHAManualFailover(t, bins) })
+	t.Run("PostgresAutoFailover", func(t *testing.T) { testHAPostgresAutoFailover(t, bins) })
+	t.Run("PostgresFenceOrdering", func(t *testing.T) { testHAPostgresFenceOrdering(t, bins) })
+}
 
 // nodestatOn reads a node's state from the store at dsn with provctl in this process.
 func nodestatOn(t *testing.T, dsn string) func(string) string {
@@ -31,15 +50,15 @@ func nodestatOn(t *testing.T, dsn string) func(string) string {
 	}
 }
 
-// TestNetnsPostgresAutoFailover runs `provctl hafailover --auto` on two management nodes
+// testHAPostgresAutoFailover runs `provctl hafailover --auto` on two management nodes
 // sharing a PostgreSQL store (the lock and provd's tables). The client is served DHCP and
 // HTTP through the VIP by the active node before and after: killing the active node's
 // process (SIGKILL: no clean-up) makes the standby take over; the killed node, restarted,
 // undoes what it left and becomes the standby; stopping the active node (SIGTERM) hands over
 // at once. Status reports posted through the VIP during all this are all in the store.
-func TestNetnsPostgresAutoFailover(t *testing.T) {
-	testenv.Require(t, append(haNeeds(), testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))...)
-	lab := newHALab(t, 10)
+func testHAPostgresAutoFailover(t *testing.T, bins *haBins) {
+	testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))
+	lab := newHALab(t, bins, 10)
 	dsn, hostport := freshPostgres(t)
 	lab.defineCluster(dsn, 8)
 	for i := range lab.mn {
@@ -121,13 +140,13 @@ func TestNetnsPostgresAutoFailover(t *testing.T) {
 	t.Logf("mn2 active %s after mn1 was killed (lease 2 s)", active2.Sub(killed).Round(time.Millisecond))
 }
 
-// TestNetnsPostgresFenceOrdering cuts the active node off from the store (its packets to
+// testHAPostgresFenceOrdering cuts the active node off from the store (its packets to
 // PostgreSQL vanish; its link to the clients stays up). It must remove the VIP and stop its
 // services before its lease expires, and the standby gets the lock only after: the order is
 // read from the nodes' own timestamps and from the store's record of the grant, on one clock.
-func TestNetnsPostgresFenceOrdering(t *testing.T) {
-	testenv.Require(t, append(haNeeds(), testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))...)
-	lab := newHALab(t, 20)
+func testHAPostgresFenceOrdering(t *testing.T, bins *haBins) {
+	testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))
+	lab := newHALab(t, bins, 20)
 	dsn, hostport := freshPostgres(t)
 	lab.defineCluster(dsn, 0)
 	proxies := [2]*pgProxy{newPGProxy(t, lab.mn[0], hostport), newPGProxy(t, lab.mn[1], hostport)}
@@ -194,9 +213,8 @@ func hostCmd(name string, args ...string) (string, error) {
 
 // TestNetnsVIPInUse: when another host answers for the VIP, activation is refused with a
 // clear error, and nothing changes on the node.
-func TestNetnsVIPInUse(t *testing.T) {
-	testenv.Require(t, haNeeds()...)
-	lab := newHALab(t, 30)
+func testHAVIPInUse(t *testing.T, bins *haBins) {
+	lab := newHALab(t, bins, 30)
 	lab.nodes[0].links = append(lab.nodes[0].links, filepath.Join(lab.nodes[0].dir, "store")+"="+filepath.Join(lab.shared, "store"))
 	lab.pcOK(0, append([]string{"hasetup", "--db", filepath.Join(lab.nodes[0].dir, "store", "provkit.db"), "-n", "mn"}, lab.haArgs(0)...)...)
 	hosts := readFile(t, lab.nodes[0].hosts)
@@ -230,9 +248,8 @@ func TestNetnsVIPInUse(t *testing.T) {
 
 // TestNetnsActivateUndo: a service that fails to start makes hafailover -a undo every step:
 // no VIP, no links, no services, the hosts file as it was.
-func TestNetnsActivateUndo(t *testing.T) {
-	testenv.Require(t, haNeeds()...)
-	lab := newHALab(t, 40)
+func testHAActivateUndo(t *testing.T, bins *haBins) {
+	lab := newHALab(t, bins, 40)
 	db := filepath.Join(lab.nodes[0].dir, "store", "provkit.db")
 	lab.nodes[0].links = append(lab.nodes[0].links, filepath.Join(lab.nodes[0].dir, "store")+"="+filepath.Join(lab.shared, "store"))
 	lab.pcOK(0, append([]string{"hasetup", "--db", db, "-n", "mn"}, lab.haArgs(0)...)...)
@@ -278,4 +295,201 @@ func TestNetnsActivateUndo(t *testing.T) {
 			t.Errorf("state left: %v", names)
 		}
 	}
+}
+
+// pgBin finds Debian's PostgreSQL programs.
+func pgBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.Sort(dirs)
+	if len(dirs) == 0 {
+		return ""
+	}
+	return dirs[len(dirs)-1]
+}
+
+func needPostgresBinaries() testenv.Need {
+	return func() string {
+		if pgBin() == "" {
+			return "PostgreSQL's programs in /usr/lib/postgresql/*/bin (package postgresql)"
+		}
+		return ""
+	}
+}
+
+// asPostgres returns a command that runs as the postgres user (PostgreSQL refuses root).
+func asPostgres(t *testing.T, prog string, args ...string) *osexec.Cmd {
+	t.Helper()
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd := osexec.Command(prog, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	cmd.WaitDelay = 30 * time.Second
+	return cmd
+}
+
+// chownPostgres makes paths belong to the postgres user.
+func chownPostgres(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if out, err := osexec.Command("chown", "-R", "postgres:postgres", p).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v: %s", p, err, out)
+		}
+	}
+}
+
+// testHAManualFailover is xCAT's manual procedure with a PostgreSQL store kept on the
+// shared storage: hasetup on both nodes, `hafailover -a` on mn1 starts the database (postgres
+// on the shared data directory, through mn1's link), provd and DNS (dnsmasq) in that order;
+// the client gets DHCP, HTTP and DNS answers through the VIP and reports a status; `hafailover
+// -d` on mn1 stops them in reverse order; `hafailover -a` on mn2 serves the client the same
+// way, and the acknowledged report is in the store.
+func testHAManualFailover(t *testing.T, bins *haBins) {
+	testenv.Require(t, needPostgresBinaries(), testenv.Program("dnsmasq", "dig"))
+	lab := newHALab(t, bins, 50)
+	bin := pgBin()
+	pgShared := filepath.Join(lab.shared, "postgresql")
+	if err := os.MkdirAll(pgShared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chownPostgres(t, pgShared)
+	initdb := asPostgres(t, filepath.Join(bin, "initdb"), "-D", filepath.Join(pgShared, "data"), "-A", "trust", "-U", "postgres")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	// As xCAT's setup does for the VIP and the nodes' addresses: let the cluster in.
+	hba, err := os.OpenFile(filepath.Join(pgShared, "data", "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(hba, "host all all 10.96.0.0/16 trust")
+	hba.Close()
+	// The admin loads the cluster into the new database once, before HA takes over.
+	port := freePort(t)
+	pg := asPostgres(t, filepath.Join(bin, "postgres"), "-D", filepath.Join(pgShared, "data"), "-h", "127.0.0.1", "-p", port, "-k", pgShared)
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Process.Kill() })
+	adminDSN := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+	eventually(t, time.Minute, "the admin's postgres answers", func() bool {
+		c, err := pgx.Connect(context.Background(), adminDSN)
+		if err == nil {
+			c.Close(context.Background())
+		}
+		return err == nil
+	})
+	lab.defineCluster(adminDSN, 0)
+	_ = pg.Process.Signal(os.Interrupt) // fast shutdown
+	if err := pg.Wait(); err != nil {
+		t.Fatalf("postgres (admin): %v", err)
+	}
+
+	vip := lab.vip.String()
+	dsn := "postgres://postgres@" + vip + ":5432/postgres?sslmode=disable"
+	services := func(i int) []string {
+		n := lab.nodes[i]
+		sock := filepath.Join(n.dir, "pgsock")
+		if err := os.MkdirAll(sock, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		chownPostgres(t, sock)
+		return []string{
+			"--service", "database=exec:" + filepath.Join(bin, "postgres") + " -D " + filepath.Join(n.dir, "postgresql", "data") +
+				" -h " + vip + " -p 5432 -k " + sock + ";user=postgres;stop=INT;health=" + dsn,
+			"--service", lab.provdService(dsn),
+			"--service", "dns=exec:/usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces" +
+				" --listen-address=" + vip + " --port=53 --address=/mn.cluster.test/" + vip + " --pid-file=" + filepath.Join(n.dir, "dnsmasq.pid") +
+				";health=tcp:" + vip + ":53",
+		}
+	}
+	var hostsStandby [2]string
+	for i := range lab.nodes {
+		lab.nodes[i].links = append(lab.nodes[i].links, filepath.Join(lab.nodes[i].dir, "postgresql")+"="+pgShared)
+		lab.nodes[i].locals = append(lab.nodes[i].locals, filepath.Join(lab.nodes[i].dir, "postgresql"))
+		lab.pcOK(i, append([]string{"hasetup", "-t", "postgresql", "--db", dsn, "-n", "mn.cluster.test"}, lab.haArgs(i)...)...)
+		hostsStandby[i] = readFile(t, lab.nodes[i].hosts)
+	}
+	activate := func(i int) {
+		t.Helper()
+		out := lab.pcOK(i, append(append([]string{"hafailover", "-a", "-t", "postgresql", "--db", dsn, "--retry-delay", "200ms"},
+			lab.haArgs(i)...), services(i)...)...)
+		if !inOrder(out, "ok      probe", "ok      vip", "ok      hostname", "ok      link", "ok      service database", "ok      service provd", "ok      service dns", "This node is the active management node.") {
+			t.Errorf("%s: hafailover -a output:\n%s", lab.nodes[i].name, out)
+		}
+	}
+	deactivate := func(i int) {
+		t.Helper()
+		out := lab.pcOK(i, "hafailover", "-d", "-i", "eth0", "-v", vip, "--state-dir", lab.nodes[i].state)
+		if !inOrder(out, "ok      stop dns", "ok      stop provd", "ok      stop database", "ok      unlink", "ok      remove vip", "ok      restore hostname", "standby") {
+			t.Errorf("%s: hafailover -d output:\n%s", lab.nodes[i].name, out)
+		}
+		if lab.vipOn(i) {
+			t.Errorf("%s keeps the VIP", lab.nodes[i].name)
+		}
+		if p := procs(t, lab.mn[i]); len(p) > 0 {
+			t.Errorf("processes left on %s: %v", lab.nodes[i].name, p)
+		}
+		if got := lab.linkState(i); !slices.Equal(got, []string{"tftpboot:dir", "install:dir"}) {
+			t.Errorf("%s's local paths: %v", lab.nodes[i].name, got)
+		}
+		if got := readFile(t, lab.nodes[i].hosts); got != hostsStandby[i] {
+			t.Errorf("%s's hosts file: %s", lab.nodes[i].name, cmp.Diff(hostsStandby[i], got))
+		}
+	}
+	dig := func() string {
+		t.Helper()
+		out, err := lab.cl.Command(context.Background(), "dig", "+short", "+time=2", "+tries=3", "@"+vip, "mn.cluster.test").CombinedOutput()
+		if err != nil {
+			t.Fatalf("dig: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	activate(0)
+	lab.checkServed(0)
+	if got := dig(); got != vip {
+		t.Errorf("DNS through the VIP on mn1: mn.cluster.test = %q, want %s", got, vip)
+	}
+	resp, err := nsClient(lab.cl, lab.client).Post("http://"+vip+"/api/v1/status", "application/json", strings.NewReader(`{"node":"c1","state":"reported-to-mn1"}`))
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("status report through the VIP: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	deactivate(0)
+
+	activate(1)
+	lab.checkServed(1)
+	if got := dig(); got != vip {
+		t.Errorf("DNS through the VIP on mn2: mn.cluster.test = %q, want %s", got, vip)
+	}
+	if got := strings.TrimSpace(lab.pcOK(1, "--db", dsn, "nodestat", "c1")); got != "c1: reported-to-mn1" {
+		t.Errorf("after the move, nodestat c1 = %q: the acknowledged report is lost", got)
+	}
+	deactivate(1)
+}
+
+// inOrder reports whether s contains each of subs, in this order.
+func inOrder(s string, subs ...string) bool {
+	for _, sub := range subs {
+		i := strings.Index(s, sub)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(sub):]
+	}
+	return true
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 }
