@@ -454,7 +454,9 @@ func (l *lab) measure(ctx context.Context, st stack) ([]sample, error) {
 }
 
 // probe asks, from the client, for HTTP and DHCP answers through the VIP until it has
-// both; it returns how long after t0 each first succeeded.
+// both; it returns how long after t0 each first succeeded. A new attempt of each starts
+// every 20 ms (attempts that get no answer wait up to 300 ms, at most 20 at a time), so the
+// figures resolve to about 20 ms rather than to an attempt's timeout.
 func (l *lab) probe(ctx context.Context, t0 time.Time, timeout time.Duration) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -465,37 +467,38 @@ func (l *lab) probe(ctx context.Context, t0 time.Time, timeout time.Duration) (s
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		client := &http.Client{Timeout: 250 * time.Millisecond, Transport: &http.Transport{
+		client := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{
 			DisableKeepAlives: true,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				var c net.Conn
 				err := cl.Do(func() error {
 					var err error
-					c, err = (&net.Dialer{Timeout: 250 * time.Millisecond}).DialContext(ctx, network, addr)
+					c, err = (&net.Dialer{Timeout: 300 * time.Millisecond}).DialContext(ctx, network, addr)
 					return err
 				})
 				return c, err
 			}}}
-		for ctx.Err() == nil {
-			resp, err := client.Get("http://" + vip + "/tftpboot/hello.txt")
-			if err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					s.http = time.Since(t0)
-					return
-				}
+		d, err := firstSuccess(ctx, t0, func(ctx context.Context) bool {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+vip+"/tftpboot/hello.txt", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				return false
 			}
-			time.Sleep(10 * time.Millisecond)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		s.http, herr = d, err
+		if err != nil {
+			herr = fmt.Errorf("no HTTP answer through %s: %w", vip, err)
 		}
-		herr = fmt.Errorf("no HTTP answer through %s", vip)
 	}()
 	go func() {
 		defer wg.Done()
 		var c *nclient4.Client
 		if err := cl.Do(func() error {
 			var err error
-			c, err = nclient4.New("eth0", nclient4.WithTimeout(250*time.Millisecond), nclient4.WithRetry(1))
+			c, err = nclient4.New("eth0", nclient4.WithTimeout(300*time.Millisecond), nclient4.WithRetry(1))
 			return err
 		}); err != nil {
 			derr = err
@@ -503,18 +506,59 @@ func (l *lab) probe(ctx context.Context, t0 time.Time, timeout time.Duration) (s
 		}
 		defer c.Close()
 		want := net.ParseIP(vip).To4()
-		for ctx.Err() == nil {
+		d, err := firstSuccess(ctx, t0, func(ctx context.Context) bool {
 			offer, err := c.DiscoverOffer(ctx, dhcpv4.WithBroadcast(true))
-			if err == nil && offer.ServerIdentifier().Equal(want) {
-				s.dhcp = time.Since(t0)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
+			return err == nil && offer.ServerIdentifier().Equal(want)
+		})
+		s.dhcp, derr = d, err
+		if err != nil {
+			derr = fmt.Errorf("no DHCP offer from %s: %w", vip, err)
 		}
-		derr = fmt.Errorf("no DHCP offer from %s", vip)
 	}()
 	wg.Wait()
 	return s, errors.Join(herr, derr)
+}
+
+// firstSuccess starts attempt every 20 ms (at most 20 running) until one succeeds, and
+// returns when that one was answered, after t0.
+func firstSuccess(ctx context.Context, t0 time.Time, attempt func(context.Context) bool) (time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	won := make(chan time.Duration, 1)
+	sem := make(chan struct{}, 20)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case sem <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				actx, acancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				defer acancel()
+				if attempt(actx) {
+					select {
+					case won <- time.Since(t0):
+					default:
+					}
+				}
+			}()
+		case d := <-won:
+			return d, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		select {
+		case d := <-won:
+			return d, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // provkitStack is provctl hafailover --auto on each node.
