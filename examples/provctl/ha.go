@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,8 +92,8 @@ func (f *haFlags) vipPrefix() (netip.Prefix, error) {
 		if size == 32 {
 			bits = ones
 		}
-	} else if _, err := fmt.Sscanf(f.netmask, "%d", &bits); err != nil || fmt.Sprint(bits) != strings.TrimPrefix(f.netmask, "/") {
-		bits = -1
+	} else if n, err := strconv.Atoi(strings.TrimPrefix(f.netmask, "/")); err == nil {
+		bits = n
 	}
 	if bits < 1 || bits > 32 {
 		return netip.Prefix{}, fmt.Errorf("-m %q: want a netmask such as 255.255.255.0 or a prefix length", f.netmask)
@@ -370,11 +371,24 @@ func (a *app) haActivate(c *cobra.Command, f *haFlags) error {
 	if err := os.MkdirAll(f.stateDir, 0o755); err != nil {
 		return fmt.Errorf("--state-dir: %w", err)
 	}
-	// Record first: should provctl die half-way, -d still knows what to undo.
+	// Record first: should provctl die half-way, -d still knows what to undo. An existing
+	// record is an activation not undone yet: never overwrite it.
 	b, _ := json.MarshalIndent(st, "", "  ")
 	statePath := filepath.Join(f.stateDir, haStateFile)
-	if err := os.WriteFile(statePath, append(b, '\n'), 0o644); err != nil {
+	sf, err := os.OpenFile(statePath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("this node is already active, or its last activation was not undone (%s): run hafailover -d first", statePath)
+	}
+	if err != nil {
 		return fmt.Errorf("--state-dir: %w", err)
+	}
+	_, werr := sf.Write(append(b, '\n'))
+	if cerr := sf.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(statePath)
+		return fmt.Errorf("--state-dir: %w", werr)
 	}
 	fmt.Fprintf(a.stdout, "Activating %s on %s (shared data %s, %s store)\n", m.VIP, f.nic, f.path, st.DBType)
 	if err := m.Activate(c.Context()); err != nil {
