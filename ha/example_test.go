@@ -30,7 +30,7 @@ func ExampleManager() {
 		SharedDir: filepath.Join(dir, "shared"),
 		Hostname:  "mn.cluster",
 		HostsFile: filepath.Join(dir, "hosts"),
-		Links:     []ha.Link{{Local: filepath.Join(dir, "tftpboot")}},
+		Links:     []ha.Link{{Local: filepath.Join(dir, "tftpboot"), Shared: filepath.Join(dir, "shared", "tftpboot")}},
 		Services:  []ha.Service{start("database"), start("provd"), start("dns")},
 		StateDir:  filepath.Join(dir, "state"),
 		Network:   &hatest.Network{},
@@ -54,7 +54,7 @@ func ExampleManager() {
 	// Output:
 	// done probe
 	// done database type
-	// done shared DIR/shared/DIR/tftpboot
+	// done shared DIR/shared/tftpboot
 	// done hosts
 	// activate:
 	// done database type
