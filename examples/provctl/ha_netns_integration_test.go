@@ -196,15 +196,6 @@ func testHAPostgresFenceOrdering(t *testing.T, bins *haBins) {
 	mn1.term()
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // hostCmd runs a command in the host namespace and returns its trimmed output.
 func hostCmd(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).CombinedOutput()
