@@ -9,7 +9,6 @@ import (
 	"errors"
 	mrand "math/rand/v2"
 	"net/url"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -17,18 +16,22 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/provkit/provkit/ha"
+	"github.com/provkit/provkit/ha/hatest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
-// freshPostgres creates a database of its own on $PROVKIT_TEST_PG and drops it after.
+// freshPostgres creates a database of its own on $PROVKIT_TEST_PG (or a server of the test's
+// own) and drops it after.
 func freshPostgres(t testing.TB) string {
 	t.Helper()
-	testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server: scripts/pg-test.sh start DIR"))
-	base := os.Getenv("PROVKIT_TEST_PG")
+	base := hatest.Postgres(t)
+	if base == "" {
+		testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR), or PostgreSQL's programs (package postgresql)"))
+	}
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("PROVKIT_TEST_PG: %v", err)
+		t.Fatalf("PostgreSQL %s: %v", base, err)
 	}
 	defer admin.Close(ctx)
 	b := make([]byte, 5)

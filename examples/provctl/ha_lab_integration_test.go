@@ -116,6 +116,7 @@ type haBins struct {
 	mu    sync.Mutex
 	dir   string
 	paths map[string]string
+	pg    string // a PostgreSQL server's URL (hatest.Postgres), "" if there is none
 }
 
 func (b *haBins) build(t *testing.T, pkg string) string {
@@ -707,15 +708,19 @@ func (p *pgProxy) close() {
 	p.wg.Wait()
 }
 
-// freshPostgres creates a database of its own on $PROVKIT_TEST_PG, dropped at the end, and
-// returns its URL on the host and the host:port of the server.
-func freshPostgres(t *testing.T) (dsn, hostport string) {
+// freshPostgres creates a database of its own on bins.pg ($PROVKIT_TEST_PG or a server of
+// the test's own), dropped at the end, and returns its URL on the host and the host:port of
+// the server.
+func freshPostgres(t *testing.T, bins *haBins) (dsn, hostport string) {
 	t.Helper()
-	base := os.Getenv("PROVKIT_TEST_PG")
+	base := bins.pg
+	if base == "" {
+		testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR), or PostgreSQL's programs (package postgresql)"))
+	}
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("PROVKIT_TEST_PG: %v", err)
+		t.Fatalf("PostgreSQL %s: %v", base, err)
 	}
 	defer admin.Close(ctx)
 	name := fmt.Sprintf("pkha_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+	"github.com/provkit/provkit/ha/hatest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
@@ -31,6 +32,7 @@ func TestNetnsHA(t *testing.T) {
 	if err := os.Chmod(bins.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	bins.pg = hatest.Postgres(t)
 	t.Run("VIPInUse", func(t *testing.T) { testHAVIPInUse(t, bins) })
 	t.Run("ActivateUndo", func(t *testing.T) { testHAActivateUndo(t, bins) })
 	t.Run("ManualFailover", func(t *testing.T) { testHAManualFailover(t, bins) })
@@ -57,9 +59,8 @@ func nodestatOn(t *testing.T, dsn string) func(string) string {
 // undoes what it left and becomes the standby; stopping the active node (SIGTERM) hands over
 // at once. Status reports posted through the VIP during all this are all in the store.
 func testHAPostgresAutoFailover(t *testing.T, bins *haBins) {
-	testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))
 	lab := newHALab(t, bins, 10)
-	dsn, hostport := freshPostgres(t)
+	dsn, hostport := freshPostgres(t, bins)
 	lab.defineCluster(dsn, 8)
 	for i := range lab.mn {
 		newPGProxy(t, lab.mn[i], hostport)
@@ -145,9 +146,8 @@ func testHAPostgresAutoFailover(t *testing.T, bins *haBins) {
 // services before its lease expires, and the standby gets the lock only after: the order is
 // read from the nodes' own timestamps and from the store's record of the grant, on one clock.
 func testHAPostgresFenceOrdering(t *testing.T, bins *haBins) {
-	testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR)"))
 	lab := newHALab(t, bins, 20)
-	dsn, hostport := freshPostgres(t)
+	dsn, hostport := freshPostgres(t, bins)
 	lab.defineCluster(dsn, 0)
 	proxies := [2]*pgProxy{newPGProxy(t, lab.mn[0], hostport), newPGProxy(t, lab.mn[1], hostport)}
 	ndsn := nodeDSN(dsn)
