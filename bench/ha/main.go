@@ -647,7 +647,7 @@ esac
 	if err := os.WriteFile(notify, []byte(script), 0o755); err != nil {
 		return nil, err
 	}
-	version := ""
+	version := "" // VRRPv2 advertises in whole seconds; v3 in centiseconds (a global option)
 	if f, err := strconv.ParseFloat(c.advert, 64); err == nil && f < 1 {
 		version = "  vrrp_version 3\n"
 	}
@@ -655,9 +655,9 @@ esac
   router_id %[1]s
   script_user root
   enable_script_security
-}
+%[5]s}
 vrrp_instance VI_1 {
-%[5]s  state BACKUP
+  state BACKUP
   nopreempt
   interface eth0
   virtual_router_id 96
