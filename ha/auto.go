@@ -88,6 +88,12 @@ func (a *Auto) Run(ctx context.Context) error {
 	if life < time.Second || life%time.Second != 0 {
 		return fmt.Errorf("ha: VIP lifetime %s: want whole seconds, at least 1 s", life)
 	}
+	// A lease whose length is known is checked before anything changes.
+	if l, ok := a.Lock.(*PGLock); ok {
+		if _, _, err := a.timing(l.ttl(), life); err != nil {
+			return err
+		}
+	}
 	name := a.Name
 	if name == "" {
 		name, _ = os.Hostname()
@@ -276,22 +282,32 @@ func (k *keeper) halt() {
 	<-k.done
 }
 
+// timing returns the renewal interval and the fence margin for leases of ttl, or an error
+// when ttl is too short for them and a VIP lifetime of life.
+func (a *Auto) timing(ttl, life time.Duration) (renew, fence time.Duration, err error) {
+	renew = a.RenewInterval
+	if renew <= 0 {
+		renew = ttl / 8
+	}
+	fence = a.FenceMargin
+	if fence <= 0 {
+		fence = ttl / 2
+	}
+	if ttl < life+vipSlack+2*renew || fence >= ttl-renew {
+		return 0, 0, fmt.Errorf("ha: lease TTL %s too short: it must exceed the VIP lifetime %s + %s + two renewals (%s), and the fence margin %s plus a renewal",
+			ttl, life, vipSlack, renew, fence)
+	}
+	return renew, fence, nil
+}
+
 // serve activates under a lease and supervises until the lease is lost, the services
 // cannot be kept up, or ctx ends.
 func (a *Auto) serve(ctx context.Context, lease Lease, life time.Duration) (outcome, error) {
 	m := a.Manager
-	renew := a.RenewInterval
-	if renew <= 0 {
-		renew = lease.TTL / 8
-	}
-	fence := a.FenceMargin
-	if fence <= 0 {
-		fence = lease.TTL / 2
-	}
-	if lease.TTL < life+vipSlack+2*renew || fence >= lease.TTL-renew {
+	renew, fence, err := a.timing(lease.TTL, life)
+	if err != nil {
 		_ = a.Lock.Release(ctx, lease)
-		return 0, fmt.Errorf("ha: lease TTL %s too short: it must exceed the VIP lifetime %s + %s + two renewals (%s), and the fence margin %s plus a renewal",
-			lease.TTL, life, vipSlack, renew, fence)
+		return 0, err
 	}
 	k := &keeper{a: a, renew: renew, fence: fence, lease: lease,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,5 +246,38 @@ func TestAutoGivesUp(t *testing.T) {
 	b.stop()
 	if c := seg.Conflicts(); len(c) > 0 {
 		t.Errorf("split brain: %v", c)
+	}
+}
+
+// TestAutoLeaseTooShort: a PostgreSQL lease too short for the VIP lifetime is refused before
+// anything is touched: no connection, no address, no service.
+func TestAutoLeaseTooShort(t *testing.T) {
+	tests := []struct {
+		ttl, life time.Duration
+	}{
+		{time.Second, time.Second},
+		{1600 * time.Millisecond, time.Second},
+		{2 * time.Second, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.ttl, "/", tt.life), func(t *testing.T) {
+			seg := &hatest.Segment{}
+			// Nothing listens on port 1: a connection attempt would fail differently.
+			lock := &ha.PGLock{DSN: "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable", TTL: tt.ttl}
+			n := newAutoNode(t, "mn1", seg, lock, t.TempDir())
+			n.auto.VIPLifetime = tt.life
+			err := n.auto.Run(context.Background())
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("lease TTL %s too short", tt.ttl)) {
+				t.Fatalf("Run with a %s lease and a %s VIP lifetime: %v, want a lease-too-short error", tt.ttl, tt.life, err)
+			}
+			if log := n.net.Log(); len(log) > 0 {
+				t.Errorf("network calls: %v, want none", log)
+			}
+			for _, s := range n.svcs {
+				if s.Running() {
+					t.Errorf("service %s runs", s.ServiceName)
+				}
+			}
+		})
 	}
 }
