@@ -356,7 +356,7 @@ renew it. Services run as children of provctl and die with it.`,
 	fl.BoolVar(&f.status, "status", false, "show who holds the lock")
 	fl.StringVar(&f.lockDSN, "lock", "", "PostgreSQL URL of the lock (default: --db when it is PostgreSQL)")
 	fl.StringVar(&f.name, "name", "", "this node's name in the lock (default: the host name)")
-	fl.DurationVar(&f.ttl, "ttl", 2*time.Second, "lease time: a dead active node is replaced about this long after it dies (more than 4/3 of --vip-lifetime + 250ms: 1.7s with the default)")
+	fl.DurationVar(&f.ttl, "ttl", 2*time.Second, "lease time: a dead active node is replaced about this long after it dies (more than 4/3 × (--vip-lifetime + 250ms): 1.7s with the default)")
 	fl.DurationVar(&f.vipLife, "vip-lifetime", time.Second, "kernel lifetime of the virtual IP in automatic mode (whole seconds, shorter than --ttl)")
 	f.common(c)
 	f.serviceFlags(c)
