@@ -34,8 +34,8 @@ func TestDiscoverBMCSetup(t *testing.T) {
 			chain: "runcmd=bmcsetup,osimage=img",
 			rows: map[string][]Row{"networks": {{"netname": "bmc", "net": "10.98.0.0", "mask": "16", "gateway": "<xcatmaster>"}},
 				"nodelist": {{"node": "n1-bmc", "groups": "bmc"}}, "hosts": {{"node": "n1-bmc", "ip": "10.98.7.7"}},
-				"ipmi":     {{"node": "n1", "bmc": "n1-bmc", "taggedvlan": "vl12"}},
-				"passwd":   {{"key": "ipmi", "username": "ADMIN", "password": "admin-pw"}}},
+				"ipmi":   {{"node": "n1", "bmc": "n1-bmc", "taggedvlan": "vl12"}},
+				"passwd": {{"key": "ipmi", "username": "ADMIN", "password": "admin-pw"}}},
 			want: &BMCSetup{Addr: netip.MustParsePrefix("10.98.7.7/16"), User: "ADMIN", Password: "admin-pw", VLAN: 12},
 		},
 		{
