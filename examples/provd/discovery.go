@@ -83,6 +83,10 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Serve the new reservation and boot config at once, not at the next poll.
 		h.views.Fresh(r.Context())
 		ans = glue.DiscoveryAnswer{Node: res.Node, IP: res.IP.String(), Action: res.Next}
+		if res.BMC != nil {
+			ans.BMC = glue.NewDiscoveryBMC(res.BMC)
+			h.log.Info("discovery: bmcsetup sent", "node", res.Node, "bmc", res.BMC) // LogValue: no password
+		}
 		switch res.Next {
 		case "reboot":
 			ans.Message = fmt.Sprintf("you are %s: reboot into %s", res.Node, orDefault(res.State, "the next boot"))
@@ -97,6 +101,41 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(ans)
+}
+
+// bmcResultHandler takes what a node reports after runcmd=bmcsetup
+// (POST /api/v1/discover/bmcsetup, glue.DiscoveryBMCResult) and logs it: "bmcsetup
+// done" with the steps, or "bmcsetup failed" with the node's error.
+type bmcResultHandler struct {
+	views   *views
+	log     *slog.Logger
+	metrics *metrics
+}
+
+func (h *bmcResultHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST a bmcsetup result (JSON)", http.StatusMethodNotAllowed)
+		return
+	}
+	var res glue.DiscoveryBMCResult
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&res); err != nil {
+		http.Error(w, "bad bmcsetup result: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !h.views.Current().IsNode(res.Node) {
+		http.Error(w, fmt.Sprintf("bmcsetup result for %q: no such node", res.Node), http.StatusBadRequest)
+		return
+	}
+	from, _ := remoteAddr(r)
+	if res.OK {
+		h.metrics.add("provd_bmcsetup_done_total", 1)
+		h.log.Info("bmcsetup done", "node", res.Node, "uuid", res.UUID, "ip", from, "channel", res.Channel, "user", res.UserID, "steps", strings.Join(res.Steps, ", "))
+	} else {
+		h.metrics.add("provd_bmcsetup_failed_total", 1)
+		h.log.Warn("bmcsetup failed", "node", res.Node, "uuid", res.UUID, "ip", from, "err", res.Error, "steps", strings.Join(res.Steps, ", "))
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // leaseTable is what discovery needs of the DHCP server (*dhcp.Server).
