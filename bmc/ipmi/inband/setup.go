@@ -118,7 +118,7 @@ func Setup(ctx context.Context, x Exchanger, c Config) (Result, error) {
 		gw, _ = ipmi.IPv4Param(c.Gateway)
 	}
 	// Set In Progress is optional (0x80: not supported); a BMC that has it applies the
-	// parameters together at Set Complete.
+	// parameters together at Commit Write.
 	inProgress := false
 	if resp, err := x.Do(ctx, ipmi.SetLANConfig(ch, ipmi.LANSetInProgress, 1)); err == nil && resp.Code == ipmi.CodeOK {
 		inProgress = true
@@ -152,6 +152,10 @@ func Setup(ctx context.Context, x Exchanger, c Config) (Result, error) {
 		res.Steps = append(res.Steps, vstep)
 	}
 	if inProgress {
+		// Commit Write, then Set Complete, as ipmitool does: a BMC that rolls back
+		// (OpenIPMI's ipmi_sim does) discards at Set Complete what was not committed.
+		// Commit Write is optional: a BMC without it has applied each parameter.
+		_, _ = x.Do(ctx, ipmi.SetLANConfig(ch, ipmi.LANSetInProgress, 2))
 		if _, err := do(fmt.Sprintf("channel %d: set complete", ch), ipmi.SetLANConfig(ch, ipmi.LANSetInProgress, 0)); err != nil {
 			return res, err
 		}

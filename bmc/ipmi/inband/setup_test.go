@@ -17,6 +17,10 @@ import (
 type fakeBMC struct {
 	lanChannel uint8
 	lan        map[ipmi.LANParam][]byte
+	// Set In Progress with rollback, as ipmi_sim: while a set is in progress parameters
+	// go to pending; Commit Write applies them, Set Complete discards what is left.
+	inProgress bool
+	pending    map[ipmi.LANParam][]byte
 	names      [11]string
 	passwords  [11]string
 	enabled    [11]bool
@@ -62,7 +66,25 @@ func (b *fakeBMC) Do(_ context.Context, r ipmi.Request) (ipmi.Response, error) {
 			resp.Code = ipmi.CodeParamNotSupported
 			break
 		}
-		b.lan[ipmi.LANParam(d[1])] = append([]byte(nil), d[2:]...)
+		if ipmi.LANParam(d[1]) == ipmi.LANSetInProgress {
+			switch d[2] {
+			case 1:
+				b.inProgress, b.pending = true, map[ipmi.LANParam][]byte{}
+			case 2:
+				for k, v := range b.pending {
+					b.lan[k] = v
+				}
+				b.pending = map[ipmi.LANParam][]byte{}
+			case 0:
+				b.inProgress, b.pending = false, nil
+			}
+			break
+		}
+		if b.inProgress {
+			b.pending[ipmi.LANParam(d[1])] = append([]byte(nil), d[2:]...)
+		} else {
+			b.lan[ipmi.LANParam(d[1])] = append([]byte(nil), d[2:]...)
+		}
 	case r.NetFn == ipmi.NetFnApp && r.Cmd == ipmi.CmdGetUserAccess:
 		resp.Data = []byte{10, 1, 1, 0x14}
 	case r.NetFn == ipmi.NetFnApp && r.Cmd == ipmi.CmdGetUserName:
@@ -166,7 +188,7 @@ func TestSetup(t *testing.T) {
 			if err != nil {
 				return
 			}
-			want := map[ipmi.LANParam][]byte{ipmi.LANSetInProgress: {0}, ipmi.LANIPSource: {1}, ipmi.LANIPAddr: {10, 98, 1, 7}, ipmi.LANSubnetMask: {255, 255, 0, 0}, ipmi.LANDefaultGateway: {10, 98, 0, 254}}
+			want := map[ipmi.LANParam][]byte{ipmi.LANIPSource: {1}, ipmi.LANIPAddr: {10, 98, 1, 7}, ipmi.LANSubnetMask: {255, 255, 0, 0}, ipmi.LANDefaultGateway: {10, 98, 0, 254}}
 			if !c.Gateway.IsValid() {
 				want[ipmi.LANDefaultGateway] = []byte{0, 0, 0, 0}
 			}
