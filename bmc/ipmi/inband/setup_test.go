@@ -28,6 +28,7 @@ type fakeBMC struct {
 	chanPriv   map[bool]ipmi.Privilege // by volatile
 	refuse     map[uint8]ipmi.CompletionCode
 	noVLAN     bool
+	noInProg   bool // no Set In Progress: each parameter applies at once
 	calls      int
 }
 
@@ -67,6 +68,10 @@ func (b *fakeBMC) Do(_ context.Context, r ipmi.Request) (ipmi.Response, error) {
 			break
 		}
 		if ipmi.LANParam(d[1]) == ipmi.LANSetInProgress {
+			if b.noInProg {
+				resp.Code = ipmi.CodeParamNotSupported
+				break
+			}
 			switch d[2] {
 			case 1:
 				b.inProgress, b.pending = true, map[ipmi.LANParam][]byte{}
@@ -143,6 +148,12 @@ func TestSetup(t *testing.T) {
 			bmc:     func(b *fakeBMC) { b.noVLAN = true },
 			cfg:     func(c *Config) { c.Gateway = netip.Addr{} },
 			wantRes: Result{Channel: 1, UserID: 3, Steps: []string{"ipsrc static", "ipaddr 10.98.1.7", "netmask 255.255.0.0", "defgw ipaddr 0.0.0.0", "user 3 name root", "user 3 password", "user 3 access channel 1 privilege admin", "user 3 enable", "channel 1 access always, privilege limit admin", "channel 1 access always, privilege limit admin (active)"}},
+		},
+		{
+			name:     "BMC without Set In Progress",
+			bmc:      func(b *fakeBMC) { b.noInProg = true },
+			wantRes:  Result{Channel: 1, UserID: 3, Steps: []string{"ipsrc static", "ipaddr 10.98.1.7", "netmask 255.255.0.0", "defgw ipaddr 10.98.0.254", "vlan id off", "user 3 name root", "user 3 password", "user 3 access channel 1 privilege admin", "user 3 enable", "channel 1 access always, privilege limit admin", "channel 1 access always, privilege limit admin (active)"}},
+			wantVLAN: []byte{0, 0},
 		},
 		{
 			name:    "BMC refuses the password",
