@@ -105,8 +105,10 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // bmcResultHandler takes what a node reports after runcmd=bmcsetup
 // (POST /api/v1/discover/bmcsetup, glue.DiscoveryBMCResult) and logs it: "bmcsetup
-// done" with the steps, or "bmcsetup failed" with the node's error.
+// done" with the steps, or "bmcsetup failed" with the node's error. The result must
+// come from the address the node's discovery report came from (its discoverydata row).
 type bmcResultHandler struct {
+	store   cluster.Store
 	views   *views
 	log     *slog.Logger
 	metrics *metrics
@@ -128,6 +130,15 @@ func (h *bmcResultHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from, _ := remoteAddr(r)
+	rows, err := cluster.DiscoveryRows(r.Context(), h.store, "", res.UUID)
+	if err != nil || len(rows) == 0 || rows[0]["node"] != res.Node {
+		http.Error(w, fmt.Sprintf("bmcsetup result: %q is not the discovery of %s", res.UUID, res.Node), http.StatusBadRequest)
+		return
+	}
+	if !from.IsLoopback() && !strings.Contains(","+rows[0]["otherdata"]+",", ",ip="+from.String()+",") {
+		http.Error(w, fmt.Sprintf("bmcsetup result for %s: not from the address its discovery report came from", res.Node), http.StatusForbidden)
+		return
+	}
 	if res.OK {
 		h.metrics.add("provd_bmcsetup_done_total", 1)
 		h.log.Info("bmcsetup done", "node", res.Node, "uuid", res.UUID, "ip", from, "channel", res.Channel, "user", res.UserID, "steps", strings.Join(res.Steps, ", "))

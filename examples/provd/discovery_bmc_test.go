@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/provkit/provkit/cluster"
 	"github.com/provkit/provkit/examples/internal/glue"
@@ -67,25 +68,28 @@ func TestDiscoverBMCSetupAnswer(t *testing.T) {
 		t.Fatalf("answer %d %q: %v", w.Code, w.Body.String(), err)
 	}
 	want := &glue.DiscoveryBMC{Addr: "10.98.1.1/16", Gateway: "10.98.0.254", User: "root", Password: "s3cret-pw"}
-	if diff := cmp.Diff(want, a.BMC); diff != "" || a.Action != "reboot" {
+	if diff := gocmp.Diff(want, a.BMC); diff != "" || a.Action != "reboot" {
 		t.Errorf("answer %+v; BMC (-want +got):\n%s", a, diff)
 	}
 
-	rh := &bmcResultHandler{views: vs, log: log, metrics: newMetrics()}
+	rh := &bmcResultHandler{store: store, views: vs, log: log, metrics: newMetrics()}
 	for _, tc := range []struct {
 		body string
 		code int
 		log  string
+		from string // 127.0.0.1 if empty
 	}{
 		{`{"uuid":"u1","node":"n1","ok":true,"channel":1,"userid":3,"steps":["ipsrc static","ipaddr 10.98.1.1"]}`, http.StatusNoContent,
-			`msg="bmcsetup done" node=n1 uuid=u1 ip=127.0.0.1 channel=1 user=3 steps="ipsrc static, ipaddr 10.98.1.1"`},
+			`msg="bmcsetup done" node=n1 uuid=u1 ip=127.0.0.1 channel=1 user=3 steps="ipsrc static, ipaddr 10.98.1.1"`, ""},
 		{`{"uuid":"u1","node":"n1","ok":false,"error":"no in-band IPMI device"}`, http.StatusNoContent,
-			`msg="bmcsetup failed" node=n1 uuid=u1 ip=127.0.0.1 err="no in-band IPMI device"`},
-		{`{"uuid":"u1","node":"nobody","ok":true}`, http.StatusBadRequest, ""},
-		{`{`, http.StatusBadRequest, ""},
+			`msg="bmcsetup failed" node=n1 uuid=u1 ip=127.0.0.1 err="no in-band IPMI device"`, ""},
+		{`{"uuid":"u1","node":"nobody","ok":true}`, http.StatusBadRequest, "", ""},
+		{`{`, http.StatusBadRequest, "", ""},
+		{`{"uuid":"u-other","node":"n1","ok":true}`, http.StatusBadRequest, "", ""},
+		{`{"uuid":"u1","node":"n1","ok":true}`, http.StatusForbidden, "", "10.97.9.66"},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/discover/bmcsetup", strings.NewReader(tc.body))
-		r.RemoteAddr = "127.0.0.1:40000"
+		r.RemoteAddr = cmp.Or(tc.from, "127.0.0.1") + ":40000"
 		w := httptest.NewRecorder()
 		rh.ServeHTTP(w, r)
 		if w.Code != tc.code || !strings.Contains(logs.String(), tc.log) {
