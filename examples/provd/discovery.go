@@ -26,7 +26,10 @@ const discoverRetry = 10
 // the discovery image posts what it found about itself (glue.DiscoveryReport); provd
 // matches it to a node (cluster.Discover: by MAC, switch port or in sequence), records
 // it, runs the node's chain (nodeset to its osimage) and answers what to do next
-// (glue.DiscoveryAnswer): reboot into it, or wait and ask again.
+// (glue.DiscoveryAnswer): reboot into it, or wait and ask again; with the BMC's settings
+// when the chain has runcmd=bmcsetup, which the node sets over in-band IPMI and reports
+// on to bmcResultHandler. The settings hold the BMC password: like the whole exchange
+// (and xCAT's), it is plain HTTP on the provisioning network.
 //
 // A node may only report from the address its DHCP lease gives the MAC it reports as
 // its boot MAC (when provd serves DHCP), so that nobody can claim another machine's name.
