@@ -81,7 +81,7 @@ func sendLLDP(t *testing.T, s *bootSite, frame []byte) {
 // and reboots into its stateless image under its new name; nodestat shows each step.
 // The chain's runcmd=bmcsetup configures the VM's BMC (ipmi_sim, joined to the VM's KCS
 // interface) over in-band IPMI from the discovery image: the real ipmitool then finds
-// the address, netmask and gateway of the tables over lanplus, and logs in as the new
+// the address, netmask, gateway and VLAN of the tables over lanplus, and logs in as the new
 // user with its new password.
 func TestVMDiscoverySequential(t *testing.T) {
 	testenv.Require(t, vmtest.Needs()...)
@@ -102,7 +102,7 @@ func TestVMDiscoverySequential(t *testing.T) {
 		"nodehm.serialspeed=115200", "chain.chain=runcmd=bmcsetup,osimage=busybox-netboot")
 	s.pc("chtab", "node=n1", "mac.mac=52:54:00:97:01:01") // discovered before: not free
 	s.pc("mkdef", "-t", "network", "-o", "bmcnet", "net=10.97.2.0", "mask=255.255.255.0", "gateway=10.97.2.254")
-	s.pc("chtab", "node=compute", `ipmi.bmc=|n(\d+)|10.97.2.($1+10)|`, "ipmi.username=ops", "ipmi.password=ops-Pw-42")
+	s.pc("chtab", "node=compute", `ipmi.bmc=|n(\d+)|10.97.2.($1+10)|`, "ipmi.username=ops", "ipmi.password=ops-Pw-42", "ipmi.taggedvlan=12")
 	s.pc("mkdef", "-t", "osimage", "-o", "busybox-netboot", "osvers=busybox", "osarch=x86_64", "profile=compute",
 		"provmethod=netboot", "rootimgdir="+filepath.Join(s.dir, "install/netboot/busybox"), "addkcmdline=quiet panic=-1")
 	s.pc("genimage", "busybox-netboot", "--source", "dir:"+root, "--kernel-deb", s.kernel.Deb, "--nodeinit", s.nodeinit)
@@ -165,7 +165,7 @@ func TestVMDiscoverySequential(t *testing.T) {
 	logs := strings.Join(s.provdLog.all(), "\n")
 	for _, want := range []string{"dhcp: unknown node", "path=xcat/xnba/nets/10.97.1.0_24", "path=xcat/genesis.fs.x86_64.gz",
 		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", "runcmd=bmcsetup,osimage=busybox-netboot",
-		`msg="discovery: bmcsetup sent" node=n2 bmc="ip 10.97.2.12/24 gateway 10.97.2.254 user ops"`, `msg="bmcsetup done" node=n2`, "path=xcat/xnba/nodes/n2"} {
+		`msg="discovery: bmcsetup sent" node=n2 bmc="ip 10.97.2.12/24 gateway 10.97.2.254 user ops vlan 12"`, `msg="bmcsetup done" node=n2`, "path=xcat/xnba/nodes/n2"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("provd's log has no %q", want)
 		}
@@ -180,7 +180,7 @@ func TestVMDiscoverySequential(t *testing.T) {
 		t.Errorf("ipmitool -U ops lan print 1: %v\n%s\nipmi_sim log:\n%s", err, lan, bmc.log())
 	}
 	for _, want := range []string{"IP Address Source       : Static Address", "IP Address              : 10.97.2.12",
-		"Subnet Mask             : 255.255.255.0", "Default Gateway IP      : 10.97.2.254"} {
+		"Subnet Mask             : 255.255.255.0", "Default Gateway IP      : 10.97.2.254", "802.1q VLAN ID          : 12\n"} {
 		if !strings.Contains(lan, want) {
 			t.Errorf("ipmitool lan print 1 has no %q:\n%s", want, lan)
 		}
