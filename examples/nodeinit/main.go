@@ -87,6 +87,10 @@ type machine struct {
 	startDiscovery func(ctx context.Context, cfg Config, con *console) func(netInfo) Report
 	postReport     func(ctx context.Context, client *http.Client, url string, rep Report) (Answer, error)
 	after          func(time.Duration) <-chan time.Time
+	// bmcSetup applies runcmd=bmcsetup's settings over in-band IPMI; postBMCResult
+	// reports what it did.
+	bmcSetup      func(ctx context.Context, c BMCConfig, con *console) BMCResult
+	postBMCResult func(ctx context.Context, client *http.Client, url string, res BMCResult) error
 }
 
 func realMachine() machine {
@@ -112,8 +116,10 @@ func realMachine() machine {
 			lc := startLLDP(ctx, cfg.LLDPWait, con)
 			return func(ni netInfo) Report { return collectReport(lc, ni) }
 		},
-		postReport: postReport,
-		after:      time.After,
+		postReport:    postReport,
+		after:         time.After,
+		bmcSetup:      setupBMC,
+		postBMCResult: postBMCResult,
 	}
 }
 

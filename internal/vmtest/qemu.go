@@ -38,6 +38,9 @@ type VMConfig struct {
 	// Reboot lets a guest reboot restart the VM (a discovered node reboots into its
 	// image). If false, qemu exits when the guest reboots (-no-reboot).
 	Reboot bool
+	// Args are added to qemu's command line, e.g. an IPMI BMC:
+	// "-chardev", "socket,...", "-device", "ipmi-bmc-extern,...".
+	Args []string
 }
 
 // VM is a running qemu. Its serial console is captured line by line.
@@ -86,6 +89,7 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	if !cfg.Reboot {
 		args = append(args, "-no-reboot")
 	}
+	args = append(args, cfg.Args...)
 	if cfg.FirmwareConsole {
 		args = append(args, "-machine", "graphics=off")
 	}
