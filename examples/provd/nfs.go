@@ -184,7 +184,7 @@ func checkExport(e nfsroot.Export, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	srv := &nfsroot.Server{Exports: []nfsroot.Export{e}, Listener: newIdleListener(), NoPortmap: true,
-		Logger: slog.New(demoted{log.Handler()})}
+		Logger: slog.New(quiet{log.Handler()})}
 	return srv.Serve(ctx)
 }
 
@@ -432,23 +432,14 @@ type checkAddr struct{}
 func (checkAddr) Network() string { return "check" }
 func (checkAddr) String() string  { return "export check" }
 
-// demoted logs info records at debug level: checkExport's server announces that it
-// serves, which it does not.
-type demoted struct{ slog.Handler }
+// quiet drops info records: checkExport's server announces that it serves, which it
+// does not. Other levels pass, in particular go-nfs's own debug messages, which the first
+// nfsroot.Server of the process routes to its logger for good (see nfsroot's golog.go).
+type quiet struct{ slog.Handler }
 
-func (d demoted) Enabled(ctx context.Context, l slog.Level) bool {
-	if l == slog.LevelInfo {
-		l = slog.LevelDebug
-	}
-	return d.Handler.Enabled(ctx, l)
+func (q quiet) Enabled(ctx context.Context, l slog.Level) bool {
+	return l != slog.LevelInfo && q.Handler.Enabled(ctx, l)
 }
 
-func (d demoted) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelInfo {
-		r.Level = slog.LevelDebug
-	}
-	return d.Handler.Handle(ctx, r)
-}
-
-func (d demoted) WithAttrs(as []slog.Attr) slog.Handler { return demoted{d.Handler.WithAttrs(as)} }
-func (d demoted) WithGroup(name string) slog.Handler    { return demoted{d.Handler.WithGroup(name)} }
+func (q quiet) WithAttrs(as []slog.Attr) slog.Handler { return quiet{q.Handler.WithAttrs(as)} }
+func (q quiet) WithGroup(name string) slog.Handler    { return quiet{q.Handler.WithGroup(name)} }
