@@ -195,4 +195,3 @@ func (s *bootSite) waitStatus(node, want string, timeout time.Duration) []string
 	}
 	return states
 }
-
