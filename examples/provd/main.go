@@ -6,6 +6,16 @@
 //
 //	provd --db /var/lib/provkit/provkit.db
 //
+// Statelite images (osimage provmethod statelite, or nodes set to statelite) are served
+// over NFSv3 by package nfsroot on :2049, with a portmapper on :111 so that the kernel
+// mounts with plain options. There is no lock manager (NLM): nodes mount with nolock,
+// which the command line nodeset writes says. Each node, known by its address
+// (hosts.ip, inside the networks table), sees the image read-only, its own copy of the
+// image's writable paths (litefile; /var, /tmp and /root when it has none) kept under
+// site.statelitedir/<osimage>/<node>, and its own host-dependent files (provctl mkcdsl).
+// Nothing listens until there is such an image; -nfs=false turns NFS off. See nfs.go and
+// examples/internal/glue/nfs.go.
+//
 // Changes to the tables are live: provd watches the store's generation and answers from
 // the new state within one poll interval. See README.md in this directory.
 package main
