@@ -77,17 +77,21 @@ func (b Boot) merge(def *Boot) Boot {
 	return b
 }
 
-// Client architecture types of RFC 4578 and the IANA registry that the server answers.
+// Client architecture types (option 93) of RFC 4578 and the IANA registry that Boot
+// answers. Discovery.Arch reports them.
 const (
-	ArchBIOS            uint16 = 0
-	ArchEFIIA32         uint16 = 6
-	ArchEFIX64          uint16 = 7
-	ArchEFIBC           uint16 = 9
-	ArchEFIARM64        uint16 = 11
-	ArchEFIX86HTTP      uint16 = 15
-	ArchEFIX64HTTP      uint16 = 16
-	ArchEFIARM64HTTP    uint16 = 19
-	archNone            uint16 = 0xffff
+	ArchBIOS         uint16 = 0  // x86 BIOS PXE
+	ArchEFIIA32      uint16 = 6  // UEFI IA32
+	ArchEFIX64       uint16 = 7  // UEFI x86-64
+	ArchEFIBC        uint16 = 9  // UEFI byte code (x86-64 firmware reports it)
+	ArchEFIARM64     uint16 = 11 // UEFI ARM64
+	ArchEFIX86HTTP   uint16 = 15 // UEFI IA32 HTTP boot
+	ArchEFIX64HTTP   uint16 = 16 // UEFI x86-64 HTTP boot
+	ArchEFIARM64HTTP uint16 = 19 // UEFI ARM64 HTTP boot
+)
+
+const (
+	archNone            uint16 = 0xffff // no option 93
 	vendorHTTPClient           = "HTTPClient"
 	vendorPXEClient            = "PXEClient"
 	userClassIPXE              = "iPXE"

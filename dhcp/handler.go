@@ -52,7 +52,9 @@ func parse(pkt []byte, rq *request) bool {
 		return false
 	}
 	rq.p = p
-	rq.mt = p.MessageType()
+	if v := p.Options[53]; len(v) == 1 {
+		rq.mt = dhcpv4.MessageType(v[0])
+	}
 	switch rq.mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:
@@ -273,10 +275,10 @@ func (st *state) allocate(ctx context.Context, ns *netState, rq *request, now in
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
 // handle decides the answer to one packet. It encodes the reply in w.rep and returns its
-// route, or false to stay silent. A reply that acknowledges a lease sets w.durable: the
-// journal must be flushed before it is sent.
+// route, or false to stay silent. A reply that acknowledges a lease sets w.seq: the
+// journal record that must be written before it is sent.
 func (st *state) handle(ctx context.Context, w *slot, pkt []byte) (route, bool) {
-	w.durable = false
+	w.seq = 0
 	var rq request
 	if !parse(pkt, &rq) {
 		return route{}, false
@@ -448,9 +450,8 @@ func (st *state) request(ctx context.Context, w *slot, m *pktMeta, rq *request) 
 			return st.nak(w, m, rq, ns)
 		}
 	}
-	t.bind(rq.key, ip, expires, rq.clientID, rq.hostname)
+	w.seq = t.bind(rq.key, ip, expires, rq.clientID, rq.hostname)
 	t.mu.Unlock()
-	w.durable = true
 	var hp *Host
 	if known {
 		hp = &host

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // The lease file is an append-only journal of text lines, one per change:
@@ -260,54 +262,221 @@ func unescape(b []byte) (string, error) {
 	return string(out), nil
 }
 
-// journal is the open lease file. Its methods are called with the lease table's lock held,
-// except sync and the slow half of compaction, which run on the maintenance goroutine.
+// journal is the open lease file.
 //
-// Records are appended to pend and written by flush, one write(2) for all the records of
-// a batch of packets (group commit). A worker flushes before it sends any reply that
-// depends on a record, so no client is acknowledged before its lease is in the file.
+// Records are appended to pend under the lease table's lock (tmu) and numbered; a writer
+// goroutine (run) owns the file: it takes what is pending, writes it with one write(2),
+// and publishes the number of the last record written. A worker waits for the records its
+// ACKs depend on before it sends them (group commit across workers), while OFFERs and
+// NAKs, which promise nothing durable, go out at once. Compaction and periodic syncs go
+// through the writer too, so only it ever touches the file after open.
+//
+// Without run (tests, and openJournal before Serve starts it), flush writes synchronously.
 type journal struct {
-	path  string
-	f     *os.File
-	lock  *os.File // flock'd <path>.lock: one server per lease file
-	pend  []byte   // records not yet written
-	size  int64    // bytes in the file
-	lines int      // lines in the file, and pending
+	path string
+	f    *os.File
+	lock *os.File    // flock'd <path>.lock: one server per lease file
+	tmu  *sync.Mutex // the lease table's lock
 
-	rewriting bool   // a compaction is writing the snapshot
-	diff      []byte // lines written while rewriting
-	dirty     bool   // written since the last sync
+	// Guarded by tmu.
+	pend      []byte // records not yet written
+	seq       uint64 // number of the last record appended
+	lines     int    // lines in the file and pending
+	rewriting bool   // a compaction is writing its snapshot
+	diff      []byte // records taken for writing while rewriting
+
+	// Owned by the writer (or by the caller of flush).
+	spare []byte
+	size  int64 // bytes in the file
+	dirty bool  // written since the last sync
+
+	wake chan struct{} // a record is pending
+	ctl  chan jctl
+
+	wmu     sync.Mutex
+	written uint64        // number of the last record in the file
+	werr    error         // the last write error, cleared by a success
+	changed chan struct{} // closed and replaced whenever written or werr changes
 }
 
-// append adds r to the pending records. A nil journal keeps leases in memory.
-func (j *journal) append(r *record) {
+// jctl is a request to the writer: a compaction's new file to switch to, or stop.
+type jctl struct {
+	snapshot *os.File
+	lines    int
+	stop     bool
+	done     chan error
+}
+
+// append adds r to the pending records and returns its number. Called with tmu held. A nil
+// journal keeps leases in memory and returns 0.
+func (j *journal) append(r *record) uint64 {
 	if j == nil {
-		return
+		return 0
 	}
 	j.pend = appendRecord(j.pend, r)
 	j.lines++
+	j.seq++
+	if j.wake != nil {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
+	return j.seq
 }
 
-// flush writes the pending records with one write(2). On error nothing is written (a
-// partial write is cut off again) and the records stay pending.
+// writePending writes what is pending to the file with one write(2) and publishes it.
+// Called by the writer, or by flush; not with tmu held.
+func (j *journal) writePending() error {
+	j.tmu.Lock()
+	buf := j.pend
+	target := j.seq
+	if len(buf) > 0 {
+		// Swap buffers: appends go on into spare while buf is written. spare must never
+		// be buf's array (an empty swap would make them one): it is taken, then handed
+		// back only after the write.
+		j.pend = j.spare[:0]
+		j.spare = nil
+		if j.rewriting {
+			j.diff = append(j.diff, buf...)
+		}
+	}
+	j.tmu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		var n int
+		n, err = j.f.Write(buf)
+		if err != nil {
+			if n > 0 {
+				_ = j.f.Truncate(j.size) // cut a partial write off again
+			}
+			err = fmt.Errorf("dhcp: lease file %s: %w", j.path, err)
+			// Put the records back in front of what came meanwhile, to retry.
+			j.tmu.Lock()
+			j.pend = append(buf, j.pend...)
+			j.tmu.Unlock()
+		} else {
+			j.size += int64(n)
+			j.dirty = true
+			j.spare = buf[:0]
+		}
+	}
+	j.wmu.Lock()
+	if err == nil {
+		j.written = target
+	}
+	j.werr = err
+	if j.changed != nil {
+		close(j.changed)
+	}
+	j.changed = make(chan struct{})
+	j.wmu.Unlock()
+	return err
+}
+
+// flush writes the pending records now (no writer goroutine).
 func (j *journal) flush() error {
-	if j == nil || len(j.pend) == 0 {
+	if j == nil {
 		return nil
 	}
-	n, err := j.f.Write(j.pend)
-	if err != nil {
-		if n > 0 {
-			_ = j.f.Truncate(j.size)
+	return j.writePending()
+}
+
+// wait blocks until record seq is in the file, or the write failed, or timeout passed. It
+// reports whether the record is in the file.
+func (j *journal) wait(seq uint64, timeout time.Duration) (bool, error) {
+	if j == nil || seq == 0 {
+		return true, nil
+	}
+	var timer *time.Timer
+	for {
+		j.wmu.Lock()
+		written, werr, ch := j.written, j.werr, j.changed
+		if ch == nil {
+			j.changed = make(chan struct{})
+			ch = j.changed
 		}
-		return fmt.Errorf("dhcp: lease file %s: %w", j.path, err)
+		j.wmu.Unlock()
+		if written >= seq {
+			if timer != nil {
+				timer.Stop()
+			}
+			return true, nil
+		}
+		if werr != nil {
+			return false, werr
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false, fmt.Errorf("dhcp: lease file %s: write takes longer than %s", j.path, timeout)
+		}
 	}
-	j.size += int64(n)
-	if j.rewriting {
-		j.diff = append(j.diff, j.pend...)
+}
+
+// run is the writer goroutine: it writes pending records as they come, syncs the file
+// every syncEvery when it changed, and carries out compaction switches, until stopped.
+func (j *journal) run(log func(error)) {
+	syncT := time.NewTicker(syncEvery)
+	defer syncT.Stop()
+	for {
+		select {
+		case <-j.wake:
+			if err := j.writePending(); err != nil {
+				log(err)
+				time.Sleep(10 * time.Millisecond) // a failing disk: do not spin
+			}
+		case <-syncT.C:
+			if j.dirty {
+				j.dirty = false
+				if err := j.f.Sync(); err != nil {
+					log(fmt.Errorf("dhcp: sync lease file %s: %w", j.path, err))
+				}
+			}
+		case c := <-j.ctl:
+			if c.stop {
+				err := j.writePending()
+				if serr := j.f.Sync(); err == nil && serr != nil {
+					err = fmt.Errorf("dhcp: sync lease file %s: %w", j.path, serr)
+				}
+				c.done <- err
+				return
+			}
+			c.done <- j.switchTo(c.snapshot, c.lines)
+		}
 	}
-	j.pend = j.pend[:0]
-	j.dirty = true
-	return nil
+}
+
+// start runs the writer goroutine; stop ends it after a last write and sync.
+func (j *journal) start(log func(error)) (stop func() error) {
+	j.wake = make(chan struct{}, 1)
+	j.ctl = make(chan jctl)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		j.run(log)
+	}()
+	return func() error {
+		done := make(chan error, 1)
+		j.ctl <- jctl{stop: true, done: done}
+		err := <-done
+		<-exited
+		return err
+	}
+}
+
+// compactTo hands a synced snapshot file to the writer, which switches to it.
+func (j *journal) compactTo(f *os.File, lines int) error {
+	if j.ctl == nil {
+		return j.switchTo(f, lines)
+	}
+	done := make(chan error, 1)
+	j.ctl <- jctl{snapshot: f, lines: lines, done: done}
+	return <-done
 }
 
 // openJournal locks and reads the lease file at path (creating it if missing), replays it
@@ -321,7 +490,7 @@ func openJournal(path string, t *leaseTable) (*journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("dhcp: lease file %s is in use by another server: %w", path, err)
 	}
-	j := &journal{path: path, lock: lock}
+	j := &journal{path: path, lock: lock, tmu: &t.mu}
 	ok := false
 	defer func() {
 		if !ok {
@@ -384,7 +553,9 @@ func (j *journal) close() error {
 	}
 	var err error
 	if j.f != nil {
-		err = j.flush()
+		if len(j.pend) > 0 {
+			err = j.flush()
+		}
 		if cerr := j.f.Close(); err == nil {
 			err = cerr
 		}
@@ -395,8 +566,8 @@ func (j *journal) close() error {
 	return err
 }
 
-// writeSnapshot writes recs to a new file at path+".tmp" and syncs it; the table lock is not
-// held. finishSnapshot (under the lock) then adds the lines appended meanwhile and renames it in.
+// writeSnapshot writes recs to a new file at path+".tmp" and syncs it, without the table
+// lock; switchTo then adds the records written meanwhile and renames it in.
 func (j *journal) writeSnapshot(recs []record) (*os.File, error) {
 	tmp := j.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
@@ -425,35 +596,47 @@ func (j *journal) writeSnapshot(recs []record) (*os.File, error) {
 	return f, nil
 }
 
-// finishSnapshot appends the lines written since the snapshot began, renames the new file
-// over the journal and switches to it. Called with the table lock held.
-func (j *journal) finishSnapshot(f *os.File, lines int) error {
-	if err := j.flush(); err != nil {
+// switchTo finishes a compaction: it writes what is pending to the current file, then the
+// records taken since the snapshot began to the new file f, renames f over the journal
+// and continues in it. Run by the writer (or directly without one).
+func (j *journal) switchTo(f *os.File, lines int) error {
+	abort := func(err error) error {
+		j.tmu.Lock()
 		j.rewriting = false
 		j.diff = nil
+		j.tmu.Unlock()
 		f.Close()
+		os.Remove(f.Name())
 		return err
 	}
+	if err := j.writePending(); err != nil {
+		return abort(err)
+	}
+	j.tmu.Lock()
 	j.rewriting = false
 	diff := j.diff
 	j.diff = nil
+	pendLines := bytes.Count(j.pend, []byte("\n"))
+	j.tmu.Unlock()
 	if _, err := f.Write(diff); err != nil {
-		f.Close()
-		return fmt.Errorf("dhcp: compact lease file: %w", err)
+		return abort(fmt.Errorf("dhcp: compact lease file: %w", err))
+	}
+	if err := f.Sync(); err != nil {
+		return abort(fmt.Errorf("dhcp: compact lease file: %w", err))
 	}
 	if err := os.Rename(f.Name(), j.path); err != nil {
-		f.Close()
-		return fmt.Errorf("dhcp: compact lease file: %w", err)
+		return abort(fmt.Errorf("dhcp: compact lease file: %w", err))
 	}
 	old := j.f
 	j.f = f
-	j.lines = lines + bytes.Count(diff, []byte("\n"))
 	if st, err := f.Stat(); err == nil {
 		j.size = st.Size()
 	}
-	j.dirty = true
+	j.tmu.Lock()
+	j.lines = lines + bytes.Count(diff, []byte("\n")) + pendLines
+	j.tmu.Unlock()
 	old.Close()
-	return nil
+	return syncDir(j.path)
 }
 
 func syncDir(path string) error {

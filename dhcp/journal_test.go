@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -264,19 +266,23 @@ func TestCompaction(t *testing.T) {
 	}
 	tab.mu.Lock()
 	tab.bind(hwKey(1, mac1), 0x0a5b0063, now+10, nil, []byte("late"))
+	tab.mu.Unlock()
 	if err := j.flush(); err != nil {
 		t.Fatal(err)
 	}
+	tab.mu.Lock()
 	tab.bind(hwKey(1, mac3), 0x0a5b0065, now+10, nil, []byte("pending at the switch"))
-	if err := j.finishSnapshot(f, len(recs)); err != nil {
+	tab.mu.Unlock()
+	if err := j.switchTo(f, len(recs)); err != nil {
 		t.Fatal(err)
 	}
+	tab.mu.Lock()
 	// And after the switch.
 	tab.bind(hwKey(1, mac2), 0x0a5b0064, now+10, nil, []byte("later"))
+	tab.mu.Unlock()
 	if err := j.flush(); err != nil {
 		t.Fatal(err)
 	}
-	tab.mu.Unlock()
 	after, _ := os.Stat(path)
 	if after.Size() >= before.Size()/10 {
 		t.Errorf("compacted file is %d bytes, was %d", after.Size(), before.Size())
@@ -322,4 +328,65 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("round trip of %q (-first +second):\n%s", line, diff)
 		}
 	})
+}
+
+// TestJournalWriterConcurrent has many goroutines append records and wait for them, as
+// workers do for their ACKs, while the writer runs; every record a waiter was told is
+// written must be in the file afterwards.
+func TestJournalWriterConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases")
+	tab := newLeaseTable()
+	j, err := openJournal(path, tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.j = j
+	stop := j.start(func(err error) { t.Error(err) })
+	const workers, each = 8, 300
+	var wg sync.WaitGroup
+	acked := make(chan string, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				key := hwKey(1, []byte{2, 0, 0, byte(w), byte(i >> 8), byte(i)})
+				tab.mu.Lock()
+				seq := tab.bind(key, uint32(0x0a5b0000+w*each+i), 99, nil, []byte(fmt.Sprintf("w%d-%d", w, i)))
+				tab.mu.Unlock()
+				if ok, err := j.wait(seq, 5*time.Second); !ok {
+					t.Errorf("wait: %v", err)
+					return
+				}
+				acked <- key
+				if i%7 == 0 {
+					time.Sleep(time.Duration(i%3) * 100 * time.Microsecond) // let the writer go idle
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(acked)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	re := newLeaseTable()
+	j2, err := openJournal(path, re)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.close()
+	n := 0
+	for key := range acked {
+		n++
+		if re.byKey[key] == nil {
+			t.Errorf("record %x acknowledged as written but not in the file", key)
+		}
+	}
+	if n != workers*each {
+		t.Errorf("%d records acknowledged, want %d", n, workers*each)
+	}
 }

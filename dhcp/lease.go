@@ -142,9 +142,9 @@ func (t *leaseTable) offer(key string, ip uint32, now, offerUntil int64) {
 	l.expires = offerUntil
 }
 
-// bind records a binding of ip to key and queues its journal record: the caller flushes
-// the journal before it acknowledges the client.
-func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostname []byte) {
+// bind records a binding of ip to key and queues its journal record, whose number it
+// returns: the caller waits for that record to be written before it acknowledges.
+func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostname []byte) uint64 {
 	rec := record{op: opBind, key: key, ip: ip, expires: expires}
 	l := t.byKey[key]
 	// Reuse the stored strings when they did not change: no allocation on renewals.
@@ -158,12 +158,13 @@ func (t *leaseTable) bind(key string, ip uint32, expires int64, clientID, hostna
 	} else {
 		rec.hostname = string(hostname)
 	}
-	t.j.append(&rec)
+	seq := t.j.append(&rec)
 	t.apply(&rec)
+	return seq
 }
 
 // release forgets key's binding on ip (DHCPRELEASE). It reports whether there was one.
-// Like bind and the others below, it queues a journal record that the caller flushes.
+// Like the others below, it queues a journal record; nothing waits for it.
 func (t *leaseTable) release(key string, ip uint32) bool {
 	l := t.byKey[key]
 	if l == nil || l.ip != ip {
@@ -256,8 +257,13 @@ func (t *leaseTable) snapshot(now int64) []record {
 			out = append(out, record{op: opDecline, ip: l.ip, expires: l.expires})
 		}
 	}
-	// Sorted by address: the compacted file reads like a lease list.
-	slices.SortFunc(out, func(a, b record) int {
+	return out
+}
+
+// sortRecords orders records by address: a compacted file reads like a lease list. It runs
+// without the table lock.
+func sortRecords(recs []record) {
+	slices.SortFunc(recs, func(a, b record) int {
 		switch {
 		case a.ip < b.ip:
 			return -1
@@ -266,7 +272,6 @@ func (t *leaseTable) snapshot(now int64) []record {
 		}
 		return 0
 	})
-	return out
 }
 
 func (l *lease) export() Lease {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,6 +120,7 @@ func TestNetnsUdhcpc(t *testing.T) {
 	noLeaks(t)
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x91, 0x0b, 0x01}
 	srvNS, cliNS := pair(t, "10.91.11.1/24", "", mac)
+	var mu sync.Mutex // OnDiscover runs on the server's workers
 	var seen []Discovery
 	s := &Server{
 		Networks: []Network{{
@@ -128,7 +130,7 @@ func TestNetnsUdhcpc(t *testing.T) {
 			Boot: Boot{BIOS: "undionly.kpxe", NextServer: ip("10.91.11.5")},
 		}},
 		Hosts:      hostsOf(t, Host{Name: "kr1", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, IP: ip("10.91.11.11")}),
-		OnDiscover: func(d Discovery) { seen = append(seen, d) },
+		OnDiscover: func(d Discovery) { mu.Lock(); seen = append(seen, d); mu.Unlock() },
 	}
 	serveIn(t, srvNS, s)
 	dir := t.TempDir()
@@ -161,6 +163,8 @@ func TestNetnsUdhcpc(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(seen) == 0 || seen[0].MAC.String() != mac.String() || seen[0].Interface != "srv0" || seen[0].Arch != ArchBIOS {
 		t.Errorf("OnDiscover saw %+v, want the udhcpc client on srv0 with arch 0", seen)
 	}
@@ -337,7 +341,7 @@ func TestNetnsKillStorm(t *testing.T) {
 	leaseFile := filepath.Join(t.TempDir(), "leases")
 	var srv *exec.Cmd
 	start := func() {
-		srv = exec.Command("ip", "netns", "exec", srvNS.Name, exe, "-test.run=^TestHelperServer$")
+		srv = exec.Command("ip", "netns", "exec", srvNS.Name, exe)
 		srv.Env = append(os.Environ(), "PROVKIT_DHCP_HELPER=serve", "PROVKIT_DHCP_HELPER_LEASES="+leaseFile)
 		out, err := srv.StdoutPipe()
 		if err != nil {
@@ -429,6 +433,13 @@ func TestNetnsKillStorm(t *testing.T) {
 		l := tab.byKey[hwKey(1, mustMAC(a.mac))]
 		if l == nil || u32Addr(l.ip) != a.ip || l.state != LeaseBound {
 			t.Errorf("ACKed lease %s -> %s missing from the lease file (have %+v)", a.mac, a.ip, l)
+			if data, err := os.ReadFile(leaseFile); err == nil {
+				for i, line := range strings.Split(string(data), "\n") {
+					if strings.Contains(line, a.ip.String()+" ") || strings.Contains(line, a.mac) {
+						t.Logf("lease file line %d: %s", i+1, line)
+					}
+				}
+			}
 		}
 	}
 	t.Logf("%d clients bound, %d ACKs seen, %d NAKs, server killed %d times", clients, len(st.allACKs()), st.naks(), kills)
@@ -442,12 +453,20 @@ func mustMAC(s string) net.HardwareAddr {
 	return m
 }
 
-// TestHelperServer is the server process of TestNetnsKillStorm; it runs only when that
-// test starts it.
-func TestHelperServer(t *testing.T) {
-	if os.Getenv("PROVKIT_DHCP_HELPER") != "serve" {
-		t.Skip("helper process of TestNetnsKillStorm")
+// TestMain runs the server process of TestNetnsKillStorm when that test starts the test
+// binary again with PROVKIT_DHCP_HELPER=serve (inside the server's namespace).
+func TestMain(m *testing.M) {
+	if os.Getenv("PROVKIT_DHCP_HELPER") == "serve" {
+		if err := helperServe(); err != nil {
+			fmt.Fprintln(os.Stderr, "helper server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+func helperServe() error {
 	s := &Server{
 		Networks: []Network{{
 			Prefix: netip.MustParsePrefix("10.91.24.0/21"), Interface: "srv0",
@@ -458,7 +477,7 @@ func TestHelperServer(t *testing.T) {
 	}
 	sock, err := ListenSocket(":67")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	s.Conn = sock
 	ctx, stop := signalContext()
@@ -469,10 +488,12 @@ func TestHelperServer(t *testing.T) {
 		if _, err := s.Stats(); err == nil {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Millisecond):
+		}
 	}
 	fmt.Println("ready")
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	return <-done
 }

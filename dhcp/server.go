@@ -43,7 +43,10 @@ type Server struct {
 	OnDiscover func(Discovery)
 
 	// LeaseFile is the path of the lease journal. If empty, leases live in memory and a
-	// restart forgets them. The server takes an exclusive lock on LeaseFile+".lock".
+	// restart forgets them. An ACK leaves only after its lease is in the file (written
+	// with write(2): it survives the server being killed at any moment); the file is
+	// fsync'd every second, so a power cut can lose at most the last second of leases.
+	// The server takes an exclusive lock on LeaseFile+".lock".
 	LeaseFile string
 
 	// Conn is the socket to serve on. If nil, Serve opens a Socket on port 67 (Linux).
@@ -54,7 +57,7 @@ type Server struct {
 	Conn net.PacketConn
 
 	// Interfaces, if set, restricts serving to requests that arrive on these interfaces
-	// (site.dhcpinterfaces). Relayed requests are accepted on any of them.
+	// (site.dhcpinterfaces), relayed or not. It needs a *Socket (the arrival interface).
 	Interfaces []string
 
 	// Workers is how many packets are handled at once. If zero, 4 x GOMAXPROCS, at most 64.
@@ -101,6 +104,8 @@ const (
 	declineHold = time.Hour
 	sweepEvery  = 30 * time.Second
 	syncEvery   = time.Second
+	// journalWait bounds how long ACKs wait for their leases to be written.
+	journalWait = 2 * time.Second
 	// compactMin is the journal length below which it is never compacted.
 	compactMin = 4096
 )
@@ -337,6 +342,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	st.log.Info("dhcp: serving", "networks", len(st.nets), "workers", workers,
 		"leases", len(st.leases.byIP), "addr", conn.LocalAddr().String())
 
+	stopWriter := func() error { return nil }
+	if j := st.leases.j; j != nil {
+		stopWriter = j.start(func(err error) { st.log.Error("dhcp: lease file", "err", err) })
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -364,14 +373,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	conn.Close()
 	wg.Wait()
 
-	st.leases.mu.Lock()
-	j := st.leases.j
-	st.leases.mu.Unlock()
-	if j != nil {
-		if err := j.f.Sync(); err != nil && fatal == nil {
-			fatal = fmt.Errorf("dhcp: lease file %s: %w", j.path, err)
-		}
-		j.close()
+	if err := stopWriter(); err != nil && fatal == nil {
+		fatal = err
+	}
+	if err := st.leases.j.close(); err != nil && fatal == nil {
+		fatal = err
 	}
 	st.log.Info("dhcp: stopped", "received", st.received.Load(), "replied", st.replied.Load())
 	return fatal
@@ -382,6 +388,9 @@ func (s *Server) Serve(ctx context.Context) error {
 func (st *state) checkServerAddrs(conn net.PacketConn) error {
 	if _, ok := conn.(*Socket); ok {
 		return nil
+	}
+	if st.ifaceAllow != nil {
+		return fmt.Errorf("dhcp: Interfaces is set but Conn (%T) cannot tell the arrival interface: use a *Socket", conn)
 	}
 	local := netip.Addr{}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
@@ -427,34 +436,47 @@ func (st *state) work(ctx context.Context, size int) error {
 			}
 			w.rt, w.ok = st.handle(ctx, w, w.in[:w.n])
 		}
-		// Group commit: the leases this batch acknowledges reach the file before any ACK
-		// leaves. Releases and declines of the batch are written too.
-		t := st.leases
-		t.mu.Lock()
-		ferr := t.j.flush()
-		t.mu.Unlock()
-		if ferr != nil {
-			st.log.Error("dhcp: write lease file: not acknowledging", "err", ferr)
-		}
-		ready := b.ready[:0]
+		// OFFERs and NAKs go out at once; ACKs once the journal holds their leases (the
+		// writer writes the records of all workers with one write: group commit).
+		ready, acks := b.ready[:0], b.acks[:0]
+		var need uint64
 		for _, w := range b.slots[:n] {
-			if !w.ok || (ferr != nil && w.durable) {
+			switch {
+			case !w.ok:
 				st.dropped.Add(1)
+			case w.seq == 0:
+				ready = append(ready, w)
+			default:
+				acks = append(acks, w)
+				need = max(need, w.seq)
+			}
+		}
+		st.sendAll(b, ready)
+		if len(acks) > 0 {
+			if ok, err := st.leases.j.wait(need, journalWait); !ok {
+				st.log.Error("dhcp: lease not written: not acknowledging", "count", len(acks), "err", err)
+				st.dropped.Add(uint64(len(acks)))
 				continue
 			}
-			ready = append(ready, w)
+			st.sendAll(b, acks)
 		}
-		if bs, ok := st.tr.(batchSender); ok {
-			st.replied.Add(uint64(bs.sendBatch(b, ready, st.logSendErr)))
+	}
+}
+
+func (st *state) sendAll(b *batch, slots []*slot) {
+	if len(slots) == 0 {
+		return
+	}
+	if bs, ok := st.tr.(batchSender); ok {
+		st.replied.Add(uint64(bs.sendBatch(b, slots, st.logSendErr)))
+		return
+	}
+	for _, w := range slots {
+		if err := st.tr.send(b, w); err != nil {
+			st.logSendErr(w, err)
 			continue
 		}
-		for _, w := range ready {
-			if err := st.tr.send(b, w); err != nil {
-				st.logSendErr(w, err)
-				continue
-			}
-			st.replied.Add(1)
-		}
+		st.replied.Add(1)
 	}
 }
 
@@ -462,41 +484,28 @@ func (st *state) logSendErr(w *slot, err error) {
 	st.log.Warn("dhcp: send", "to", w.rt.String(), "err", err)
 }
 
-// maintain sweeps expired leases, syncs the lease file every second when it changed, and
-// compacts it when it has grown.
+// maintain sweeps expired leases and compacts the lease file when it has grown. (The
+// journal's writer syncs it.)
 func (st *state) maintain(ctx context.Context) {
-	syncT := time.NewTicker(syncEvery)
-	defer syncT.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	lastSweep := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-syncT.C:
+		case <-tick.C:
 		}
 		t := st.leases
 		t.mu.Lock()
-		var f interface{ Sync() error }
-		var needCompact bool
-		if t.j != nil && t.j.dirty {
-			f = t.j.f
-			t.j.dirty = false
-		}
 		if time.Since(lastSweep) >= sweepEvery {
 			lastSweep = time.Now()
 			if n := t.sweep(st.now().Unix()); n > 0 && st.debug {
 				st.log.Debug("dhcp: swept leases", "count", n)
 			}
 		}
-		if t.j != nil && t.j.lines > compactMin && t.j.lines > 2*len(t.byIP) {
-			needCompact = true
-		}
+		needCompact := t.j != nil && t.j.lines > compactMin && t.j.lines > 2*len(t.byIP)
 		t.mu.Unlock()
-		if f != nil {
-			if err := f.Sync(); err != nil {
-				st.log.Error("dhcp: sync lease file", "err", err)
-			}
-		}
 		if needCompact {
 			if err := st.compact(); err != nil {
 				st.log.Error("dhcp: compact lease file", "err", err)
@@ -515,20 +524,16 @@ func (st *state) compact() error {
 	t.j.diff = t.j.diff[:0]
 	t.mu.Unlock()
 
+	sortRecords(recs)
 	f, err := t.j.writeSnapshot(recs)
-	t.mu.Lock()
 	if err != nil {
+		t.mu.Lock()
 		t.j.rewriting = false
 		t.j.diff = nil
 		t.mu.Unlock()
 		return err
 	}
-	err = t.j.finishSnapshot(f, len(recs))
-	t.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return syncDir(t.j.path)
+	return t.j.compactTo(f, len(recs))
 }
 
 // Leases returns a snapshot of every lease, sorted by address. It returns ErrNotServing when
@@ -558,11 +563,17 @@ func (s *Server) ForgetLease(mac net.HardwareAddr) (bool, error) {
 	}
 	t := st.leases
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.forget(hwKey(1, mac)) {
+	found := t.forget(hwKey(1, mac))
+	var seq uint64
+	if t.j != nil {
+		seq = t.j.seq
+	}
+	t.mu.Unlock()
+	if !found {
 		return false, nil
 	}
-	return true, t.j.flush()
+	_, err := t.j.wait(seq, journalWait)
+	return true, err
 }
 
 // Stats are counters of a running server.

@@ -301,3 +301,11 @@ func TestHostTable(t *testing.T) {
 		t.Errorf("HostsFunc = %q", h.Name)
 	}
 }
+
+func TestServeInterfacesNeedSocket(t *testing.T) {
+	conn, _ := net.ListenPacket("udp4", "127.0.0.1:0")
+	err := (&Server{Networks: []Network{loopNet()}, Interfaces: []string{"eth0"}, Conn: conn}).Serve(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "arrival interface") {
+		t.Errorf("Serve = %v, want an error about the arrival interface", err)
+	}
+}

@@ -51,20 +51,21 @@ func (r *route) String() string {
 // it goes. Slots are allocated once per worker; nothing in the packet path allocates them
 // again.
 type slot struct {
-	in      []byte // maxPacket bytes
-	n       int
-	oob     []byte
-	meta    pktMeta
-	rep     *reply
-	rt      route
-	ok      bool // a reply is to be sent
-	durable bool // the reply acknowledges a lease: flush the journal before sending
+	in   []byte // maxPacket bytes
+	n    int
+	oob  []byte
+	meta pktMeta
+	rep  *reply
+	rt   route
+	ok   bool   // a reply is to be sent
+	seq  uint64 // the reply acknowledges a lease: journal record to wait for first
 }
 
 // batch is a worker's set of slots and the transport's own per-worker state.
 type batch struct {
 	slots []*slot
-	ready []*slot // the slots whose replies go out
+	ready []*slot // the slots whose replies go out now
+	acks  []*slot // the slots whose replies wait for the journal
 	soob  []byte
 	sys   any // transport state (Linux: recvmmsg headers, link-layer address)
 }
@@ -79,7 +80,7 @@ func newSlot() *slot {
 }
 
 func newBatch(n int) *batch {
-	b := &batch{soob: make([]byte, 64), ready: make([]*slot, 0, n)}
+	b := &batch{soob: make([]byte, 64), ready: make([]*slot, 0, n), acks: make([]*slot, 0, n)}
 	for range n {
 		b.slots = append(b.slots, newSlot())
 	}

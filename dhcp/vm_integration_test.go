@@ -104,7 +104,9 @@ func TestVMIPXE(t *testing.T) {
 		"-device", "virtio-net-pci,netdev=n0,mac="+mac.String())
 	var qout strings.Builder
 	qemu.Stdout, qemu.Stderr = &qout, &qout
+	mu.Lock()
 	start = time.Now()
+	mu.Unlock()
 	if err := qemu.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pgdir=$(mktemp -d /tmp/provkit-pg.XXXXXX)
 trap 'scripts/pg-test.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
-PROVKIT_TEST_PG=$(scripts/pg-test.sh start "$pgdir" 55432)
+# A free loopback port, so a PostgreSQL already running here does not matter.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PROVKIT_TEST_PG=$(scripts/pg-test.sh start "$pgdir" "$port")
 export PROVKIT_TEST_PG
 export PROVKIT_INTEGRATION=require
 export PROVKIT_CACHE=${PROVKIT_CACHE:-$HOME/.cache/provkit}

@@ -21,13 +21,14 @@
 # Usage (root): bench/dhcp/run.sh
 #   PERIOD=10 RATES="2000 4000 8000 12000 16000" SERVERS="provkit kea dnsmasq" \
 #   SCENARIOS="reservations dynamic" PATHS="broadcast relayed" LONG=600 bench/dhcp/run.sh
+#   SCENARIOS= LONG=600 LONG_RATE=4000 bench/dhcp/run.sh     # the memory run only
 set -euo pipefail
 
 PERIOD=${PERIOD:-10}
 RATES=${RATES:-"1000 2000 4000 6000 8000 10000 12000 14000 16000 20000 25000"}
 SERVERS=${SERVERS:-"provkit kea dnsmasq"}
-SCENARIOS=${SCENARIOS:-"reservations dynamic"}
-PATHS=${PATHS:-"broadcast relayed"}
+SCENARIOS=${SCENARIOS-"reservations dynamic"}
+PATHS=${PATHS-"broadcast relayed"}
 CLIENTS=${CLIENTS:-50000}
 RESERVATIONS=${RESERVATIONS:-10000}
 STOP_DROPS=${STOP_DROPS:-5}

@@ -68,6 +68,8 @@ warewulf() { # the two steps of Warewulf's BuildFsImage, as it runs them
 }
 findcpio() { (cd "$ROOT" && find . -xdev | cpio -o -H newc --quiet | pigz > "$1"); }
 findcpiozstd() { (cd "$ROOT" && find . -xdev | cpio -o -H newc --quiet | zstd -q -T0 > "$1"); }
+export -f warewulf findcpio findcpiozstd
+export ROOT
 
 O=$WORK/out
 # Warm the page cache once for everyone.
@@ -76,9 +78,9 @@ measure "provkit cpio gzip"     $O "$BIN" pack -root "$ROOT" -out $O -format cpi
 measure "provkit cpio gzip -1"  $O "$BIN" pack -root "$ROOT" -out $O -format cpio -compression gzip -level 1
 measure "provkit cpio zstd"     $O "$BIN" pack -root "$ROOT" -out $O -format cpio -compression zstd
 measure "provkit tar zstd"      $O "$BIN" pack -root "$ROOT" -out $O -format tar -compression zstd
-measure "find|cpio|pigz"        $O findcpio $O
-measure "find|cpio|zstd -T0"    $O findcpiozstd $O
-measure "warewulf (cpio; pigz)" $O warewulf $O
+measure "find|cpio|pigz"        $O bash -c 'findcpio "$1"' _ $O
+measure "find|cpio|zstd -T0"    $O bash -c 'findcpiozstd "$1"' _ $O
+measure "warewulf (cpio; pigz)" $O bash -c 'warewulf "$1"' _ $O
 measure "provkit squashfs zstd" $O "$BIN" pack -root "$ROOT" -out $O -format squashfs -compression zstd
 measure "mksquashfs zstd"       $O mksquashfs "$ROOT" $O -noappend -comp zstd -one-file-system -no-progress -quiet
 
@@ -90,6 +92,32 @@ for n in "provkit cpio gzip" "provkit cpio gzip -1" "provkit cpio zstd" "provkit
   printf '%-24s %8.2f %6.2fx %8.2f %6.2fx %10.1f %8.1f\n' "$n" "${T[$n]}" "$(echo "${T[$n]} / $ref" | bc -l)" \
     "${C[$n]}" "$(echo "${C[$n]} / $cref" | bc -l)" "$(echo "${S[$n]} / 1000000" | bc -l)" "$(echo "${M[$n]} / 1024" | bc -l)"
 done
+
+# The node's side: unpacking the image into a tmpfs, as nodeinit does (here natively,
+# not in a VM), against gzip -dc | cpio -idm.
+SHM=$(mktemp -d /dev/shm/provkit-bench-image.XXXXXX)
+trap 'rm -rf "$WORK" "$SHM"' EXIT
+"$BIN" pack -root "$ROOT" -out "$WORK/img.cpio.gz" -compression gzip >/dev/null
+"$BIN" pack -root "$ROOT" -out "$WORK/img.cpio.zst" -compression zstd >/dev/null
+unpackcpio() { mkdir -p "$2" && gzip -dc < "$1" | (cd "$2" && cpio -idm --quiet); }
+export -f unpackcpio
+declare -A UT UC
+umeasure() {
+  local name=$1; shift
+  rm -rf "$SHM/u"
+  /usr/bin/time -f '%e %U %S' -o "$WORK/time" "$@" >/dev/null 2>&1
+  read -r t u s < <(tail -1 "$WORK/time")
+  UT[$name]=$t; UC[$name]=$(echo "$u + $s" | bc)
+  rm -rf "$SHM/u"
+}
+umeasure "provkit unpack gzip" "$BIN" unpack -in "$WORK/img.cpio.gz" -dir "$SHM/u"
+umeasure "provkit unpack zstd" "$BIN" unpack -in "$WORK/img.cpio.zst" -dir "$SHM/u"
+umeasure "gzip -dc | cpio -idm" bash -c 'unpackcpio "$1" "$2"' _ "$WORK/img.cpio.gz" "$SHM/u"
+printf '\n%-24s %8s %8s   (unpack into tmpfs)\n' tool "wall s" "CPU s"
+for n in "provkit unpack gzip" "provkit unpack zstd" "gzip -dc | cpio -idm"; do
+  printf '%-24s %8.2f %8.2f\n' "$n" "${UT[$n]}" "${UC[$n]}"
+done
+
 cat <<EOF
 
 commands:
@@ -98,4 +126,5 @@ commands:
   peer:      cd ROOT && find . -xdev | cpio -o -H newc --quiet | pigz > OUT   (and | zstd -q -T0)
   warewulf:  find . -xdev | cpio --quiet --create --directory ROOT --format newc --file=IMG; pigz --keep IMG
   squashfs:  mksquashfs ROOT OUT -noappend -comp zstd -one-file-system -no-progress -quiet
+  unpack:    $BIN unpack -in IMG -dir /dev/shm/DIR   (image.Unpack, what nodeinit runs)
 EOF

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestParseCmdline(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseCmdline(%q) = %v", tt.in, err)
 			}
-			want := Config{Init: defaultInit, NetTimeout: 60 * time.Second, ImageURL: got.ImageURL, StatusURL: got.StatusURL}
+			want := Config{Init: defaultInit, NetTimeout: 60 * time.Second, LLDPWait: 10 * time.Second, ImageURL: got.ImageURL, StatusURL: got.StatusURL}
 			tt.want(&want)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ParseCmdline (-want +got):\n%s", diff)
@@ -185,7 +186,13 @@ func FuzzParseCmdline(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse of %q: %v", w, err)
 		}
-		if diff := cmp.Diff(c, c2); diff != "" {
+		urls := cmp.Transformer("url", func(u *url.URL) string {
+			if u == nil {
+				return "<nil>"
+			}
+			return u.String()
+		})
+		if diff := cmp.Diff(c, c2, urls); diff != "" {
 			t.Fatalf("round trip differs (-first +second):\n%s", diff)
 		}
 	})

@@ -23,7 +23,8 @@ const (
 )
 
 // switchRoot makes dir the root and executes init in it as PID 1 (it returns only on
-// failure). It moves /dev, /proc, /sys and /run into the new root, moves the new root
+// failure). It is u-root's mount.SwitchRoot in steps, because the booted watcher must
+// start between the chroot and the exec. It moves /dev, /proc, /sys and /run into the new root, moves the new root
 // onto /, chroots, frees the initramfs's memory, starts the booted watcher and
 // executes init with args. If the watcher cannot start, "booted" is reported just
 // before the exec instead.

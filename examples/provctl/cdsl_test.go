@@ -24,15 +24,6 @@ func cdslImage(t *testing.T, c *cli) string {
 	return root
 }
 
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestMkcdsl(t *testing.T) {
 	c := newCLI(t)
 	c.ok("nodeadd", "n[1-2]", "groups=compute,all")

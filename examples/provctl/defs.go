@@ -113,11 +113,7 @@ func (a *app) objects(ctx context.Context, typ, names string, namesOnly, stanza 
 			return nil, err
 		}
 	} else {
-		s, err := a.open(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if v, err = cluster.LoadView(ctx, s); err != nil {
+		if v, err = a.view(ctx); err != nil {
 			return nil, err
 		}
 		if names == "" {

@@ -33,11 +33,7 @@ func (a *app) makedhcpCmd() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			s, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := cluster.LoadView(ctx, s)
+			v, err := a.view(ctx)
 			if err != nil {
 				return err
 			}

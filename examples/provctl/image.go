@@ -113,11 +113,7 @@ func (a *app) genimageCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			s, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := cluster.LoadView(ctx, s)
+			v, err := a.view(ctx)
 			if err != nil {
 				return err
 			}
@@ -209,11 +205,7 @@ func (a *app) packimageCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			s, err := a.open(ctx)
-			if err != nil {
-				return err
-			}
-			v, err := cluster.LoadView(ctx, s)
+			v, err := a.view(ctx)
 			if err != nil {
 				return err
 			}

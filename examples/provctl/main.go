@@ -97,6 +97,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
 		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
 		a.genimageCmd(), a.packimageCmd(), a.mkcdslCmd(),
+		a.makednsCmd(), a.mknbCmd(), a.nodediscoverstartCmd(), a.nodediscoverstopCmd(), a.nodediscoverstatusCmd(), a.nodediscoverlsCmd(), a.nodediscoverdefCmd(),
 	} {
 		root.AddCommand(c)
 	}
@@ -121,6 +122,15 @@ func (a *app) open(ctx context.Context) (*cluster.DB, error) {
 	}
 	a.store = s
 	return s, nil
+}
+
+// view opens the store and reads a full view of it.
+func (a *app) view(ctx context.Context) (*cluster.View, error) {
+	s, err := a.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.LoadView(ctx, s)
 }
 
 // rangeOptions reads xCAT's noderange environment (XCAT_NODE_PREFIX/SUFFIX).
@@ -185,11 +195,7 @@ func (a *app) nodes(ctx context.Context, nr string) ([]string, *cluster.View, er
 
 // newNames expands a noderange in non-verify mode (mkdef, nodeadd): the names need not exist.
 func (a *app) newNames(ctx context.Context, nr string) ([]string, *cluster.View, error) {
-	s, err := a.open(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	v, err := cluster.LoadView(ctx, s)
+	v, err := a.view(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

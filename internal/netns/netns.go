@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -28,10 +30,15 @@ func New(tb testing.TB, prefix string) *NS {
 	n := &NS{Name: "pk" + prefix + randHex(3)}
 	MustIP(tb, "netns", "add", n.Name)
 	tb.Cleanup(func() {
-		// Kill whatever a test left running in the namespace, then delete it.
+		// Kill whatever a test left running in the namespace, then delete it. The test
+		// process itself may show up (one of its threads entered the namespace in Do,
+		// possibly the main thread): never kill it.
+		self := strconv.Itoa(os.Getpid())
 		if out, err := exec.Command("ip", "netns", "pids", n.Name).Output(); err == nil {
 			for _, pid := range strings.Fields(string(out)) {
-				_ = exec.Command("kill", "-9", pid).Run()
+				if pid != self {
+					_ = exec.Command("kill", "-9", pid).Run()
+				}
 			}
 		}
 		_ = exec.Command("ip", "netns", "del", n.Name).Run()

@@ -28,11 +28,16 @@
 //
 //	n := vmtest.NewNet(t, "pxe", netip.MustParsePrefix("10.98.1.1/24"))
 //	k := vmtest.DebianKernel(t)
-//	initrd := vmtest.BusyboxInitramfs(t, k, "#!/bin/sh\necho BOOT-OK\npoweroff -f\n", "virtio_net")
-//	tftp := t.TempDir() // holds boot.ipxe, vmlinuz, initrd
+//	initrd := vmtest.BusyboxInitramfs(t, k, "echo BOOT-OK\npoweroff -f\n", "virtio_net", "virtio_pci")
+//	files := http.NewServeMux() // serves k.Vmlinuz and initrd
+//	base := n.ServeHTTP(t, 0, files)
+//	tftp := t.TempDir() // boot.ipxe: "#!ipxe\nkernel <base>/vmlinuz console=ttyS0 quiet\ninitrd <base>/initrd\nboot\n"
 //	vmtest.StartDnsmasq(t, n, vmtest.DnsmasqConfig{TFTPRoot: tftp, BootFile: "boot.ipxe"})
-//	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: n})
-//	vm.WaitFor(t, "BOOT-OK", 2*time.Minute)
+//	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: n, MAC: mac})
+//	vm.WaitFor(t, "BOOT-OK", 3*time.Minute)
+//
+// Guests run with qemu -cpu max: it gives them RDRAND, without which a TCG guest's
+// getrandom() (Go's crypto/rand, so every Go DHCP client) blocks for minutes.
 //
 // Tests that use it need root, qemu-system-x86_64, ipxe-qemu and (for dnsmasq)
 // dnsmasq: start them with testenv.Require(t, vmtest.Needs()...).
