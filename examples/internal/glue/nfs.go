@@ -252,6 +252,11 @@ func ParseLiteEntry(e LiteEntry) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("file %q: %w", e.File, err)
 	}
+	for _, c := range strings.Split(rel, "/") {
+		if strings.TrimSpace(c) != c {
+			return "", fmt.Errorf("file %q: name %q begins or ends with blanks", e.File, c)
+		}
+	}
 	var opts []string
 	for _, o := range strings.Split(e.Options, ",") {
 		if o = strings.ToLower(strings.TrimSpace(o)); o != "" {

@@ -226,6 +226,9 @@ func TestParseLiteEntry(t *testing.T) {
 		{file: "/var/../etc", options: "persistent"},
 		{file: "/var", options: "persistent,ro,x"},
 		{file: "/var\x00x"},
+		{file: "/ /"},
+		{file: "/var/ log/", options: "persistent"},
+		{file: "/var /log", options: "persistent"},
 	} {
 		got, err := ParseLiteEntry(LiteEntry{File: tc.file, Options: tc.options})
 		switch {
