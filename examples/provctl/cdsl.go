@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,7 +34,8 @@ func (a *app) mkcdslCmd() *cobra.Command {
   -s path   make path, below a host-dependent directory, shared by all nodes again
   -d path   undo the CDSL at path: the default copy (or --from node's) becomes the path again
   -l        list the CDSLs
-  -c        check the infrastructure; exits 1 when it finds problems
+  -c        check the infrastructure and find trees of nodes no longer in the cluster
+            (noderm keeps them); exits 1 when it finds problems
 
 -a and -s first give a tree to every node of the cluster that has none (or to the nodes of
 -n noderange), copied from the default tree; nodeadd does the same for new nodes. Edit a
@@ -150,8 +152,22 @@ node's copy in <rootimgdir>/rootimg/cluster/cdsl/<node>/.`,
 				for _, p := range problems {
 					fmt.Fprintf(out, "/%s\n", p)
 				}
-				if len(problems) > 0 {
-					return &exitError{code: 1, err: fmt.Errorf("osimage %s: %d CDSL problems", img, len(problems))}
+				// Trees of nodes the tables no longer have (noderm keeps them: they may
+				// hold the only copy of a node's files).
+				trees, err := repo.Nodes()
+				if err != nil {
+					return err
+				}
+				n := len(problems)
+				for _, id := range trees {
+					if !v.IsNode(id) {
+						fmt.Fprintf(out, "/%s: node %s is not in the cluster (remove the tree by hand once its files are not needed)\n",
+							path.Join(repo.Layout().Tree, id), id)
+						n++
+					}
+				}
+				if n > 0 {
+					return &exitError{code: 1, err: fmt.Errorf("osimage %s: %d CDSL problems", img, n)}
 				}
 				fmt.Fprintf(out, "mkcdsl: %s: no problems\n", img)
 			case del:

@@ -71,6 +71,15 @@ func TestMkcdsl(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "/etc/hostname (node n1): ") || !strings.Contains(errs, "1 CDSL problems") {
 		t.Errorf("mkcdsl -c of a broken tree = exit %d, %q, %q; want exit 1 naming n1's etc/hostname", code, out, errs)
 	}
+	// noderm keeps the node's tree; -c names it.
+	c.ok("noderm", "n3")
+	out, errs, code = c.run("", "provctl", "mkcdsl", "img", "-c")
+	if want := "/cluster/cdsl/n3: node n3 is not in the cluster"; code != 1 || !strings.Contains(out, want) || !strings.Contains(errs, "2 CDSL problems") {
+		t.Errorf("mkcdsl -c after noderm n3 = exit %d, %q, %q; want exit 1, %q and 2 problems", code, out, errs, want)
+	}
+	if _, err := os.Stat(filepath.Join(root, "cluster/cdsl/n3/etc/hostname")); err != nil {
+		t.Errorf("noderm n3 removed its tree: %v", err)
+	}
 	c.ok("mkcdsl", "img", "-d", "/etc/hostname", "--from", "n2")
 	if fi, err := os.Lstat(filepath.Join(root, "etc/hostname")); err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("etc/hostname after -d: %v, %v; want a file", fi, err)
