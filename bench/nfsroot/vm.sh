@@ -8,6 +8,9 @@
 #   walk      find /usr (GNU find, chrooted into the mount)
 #   statwalk  find /usr -printf %s right after it (a stat of every entry)
 #
+# and, per mount, the guest's RPC counts and its wait for them (mountstats), and each
+# server's CPU time over the session.
+#
 # The guest and the servers are set up by BenchmarkVMKernelClient
 # (vm_integration_test.go); run.sh has the libnfs side and the handle figures.
 # Needs root, qemu-system-x86, ipxe-qemu, busybox-static, nfs-ganesha + nfs-ganesha-vfs,

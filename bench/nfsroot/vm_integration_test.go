@@ -27,7 +27,10 @@ import (
 //	walk      find /usr (GNU find, chrooted into the mount): READDIRPLUS, LOOKUP
 //	statwalk  find /usr -printf %s right after: a stat of every entry (GETATTR)
 //
-// Times come from the guest's /proc/uptime. The servers run as in run.sh: nfsroot
+// Times come from the guest's /proc/uptime. For each mount the guest also reports its RPC
+// counts and the time it waited for them (/proc/self/mountstats, "execute"), and the
+// benchmark reads each server's CPU time from /proc at the end: together they tell the
+// server's share from the emulated guest's. The servers run as in run.sh: nfsroot
 // (bench/nfsroot/provnfs) with /var and /tmp writable; go-nfs v0.0.4 osfs +
 // NullAuthHandler + CachingHandler (bench/nfsroot/stocknfs); nfs-ganesha with the VFS
 // backend and a private rpcbind. No portmapper is used: every mount gives port= and
@@ -58,6 +61,8 @@ for r in $(seq 1 %[1]d); do
 		t0=$(now); cat /mnt/$s/bench-big.bin > /dev/null; t1=$(now)
 		n=$(chroot /mnt/$s /usr/bin/find /usr | wc -l); t2=$(now)
 		n2=$(chroot /mnt/$s /usr/bin/find /usr -printf '%%s\n' | wc -l); t3=$(now)
+		ops=$(awk -v mnt=/mnt/$s '$1 == "device" { m = ($5 == mnt); next } m && $1 ~ /^[A-Z]+:$/ && $2 > 0 { sub(":", "", $1); printf " %%s=%%d/%%d", $1, $2, $9 }' /proc/self/mountstats)
+		echo "BENCH-OPS server=$s round=$r$ops"
 		umount /mnt/$s
 		echo "BENCH server=$s round=$r bytes=$size read=$(sub $t1 $t0) entries=$n walk=$(sub $t2 $t1) entries2=$n2 statwalk=$(sub $t3 $t2)"
 	done
@@ -82,6 +87,9 @@ GP=$!
 trap 'kill $GP; wait $GP; kill $RP; wait $RP' TERM INT
 wait $GP
 `
+
+// opsLine is the guest's per-mount RPC counts (/proc/self/mountstats): OP=calls/execute ms.
+var opsLine = regexp.MustCompile(`BENCH-OPS server=(\S+) round=\d+((?: [A-Z]+=\d+/\d+)*)`)
 
 var benchLine = regexp.MustCompile(`BENCH server=(\S+) round=(\d+) bytes=(\d+) read=([\d.]+) entries=(\d+) walk=([\d.]+) entries2=(\d+) statwalk=([\d.]+)`)
 
@@ -115,6 +123,7 @@ func BenchmarkVMKernelClient(b *testing.B) {
 	dir := b.TempDir()
 	provnfs := vmtest.BuildGo(b, "github.com/provkit/provkit/bench/nfsroot/provnfs")
 	stocknfs := vmtest.BuildGo(b, "github.com/provkit/provkit/bench/nfsroot/stocknfs")
+	pids := map[string]int{}
 	start := func(name string, argv ...string) {
 		cmd := n.NS.Command(b.Context(), argv...)
 		logf, err := os.Create(filepath.Join(dir, name+".log"))
@@ -127,6 +136,7 @@ func BenchmarkVMKernelClient(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatalf("%s: %v", name, err)
 		}
+		pids[name] = cmd.Process.Pid
 		b.Cleanup(func() {
 			_ = cmd.Process.Signal(os.Interrupt)
 			_ = cmd.Wait()
@@ -164,12 +174,48 @@ LOG { Default_Log_Level = WARN; }
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	// The servers' CPU time over the whole session (every process of each server's tree:
+	// ganesha runs under a shell with its rpcbind), to tell server time from guest time.
+	cpu := map[string]float64{}
+	for name, pid := range pids {
+		t, err := treeCPU(pid)
+		if err != nil {
+			b.Fatalf("%s's CPU time: %v", name, err)
+		}
+		cpu[name] = t
+	}
 
 	type figures struct{ read, walk, statwalk []float64 }
 	res := map[string]*figures{}
+	// Per server and round: the metadata calls (every op but READ) and the time the guest
+	// waited for them (execute: queued, sent, answered), and the same for READ.
+	type rpcs struct{ metaCalls, metaMS, readCalls, readMS []float64 }
+	ops := map[string]*rpcs{}
 	for _, l := range vm.Console() {
 		if strings.Contains(l, "BENCH-ERROR") {
 			b.Fatal(l)
+		}
+		if m := opsLine.FindStringSubmatch(l); m != nil {
+			var mc, mms, rc, rms float64
+			for _, f := range strings.Fields(m[2]) {
+				op, v, _ := strings.Cut(f, "=")
+				c, ms, _ := strings.Cut(v, "/")
+				cn, _ := strconv.ParseFloat(c, 64)
+				msn, _ := strconv.ParseFloat(ms, 64)
+				if op == "READ" {
+					rc, rms = rc+cn, rms+msn
+				} else {
+					mc, mms = mc+cn, mms+msn
+				}
+			}
+			o := ops[m[1]]
+			if o == nil {
+				o = &rpcs{}
+				ops[m[1]] = o
+			}
+			o.metaCalls, o.metaMS = append(o.metaCalls, mc), append(o.metaMS, mms)
+			o.readCalls, o.readMS = append(o.readCalls, rc), append(o.readMS, rms)
+			continue
 		}
 		m := benchLine.FindStringSubmatch(l)
 		if m == nil {
@@ -216,8 +262,60 @@ LOG { Default_Log_Level = WARN; }
 		b.ReportMetric(med(f.walk), s+"-walk-s")
 		b.ReportMetric(med(f.statwalk), s+"-statwalk-s")
 	}
+	fmt.Printf("# per mount (read + walk + stat walk), medians: RPCs and the guest's wait for them (mountstats execute); whole session: time timed in the guest, the server's CPU\n")
+	fmt.Printf("%-8s %14s %14s %10s %10s %12s %11s\n", "server", "metadata RPCs", "their wait (s)", "READ RPCs", "wait (s)", "guest (s)", "server CPU (s)")
+	for _, s := range servers {
+		f, o := res[s], ops[s]
+		if o == nil || len(o.metaCalls) != rounds {
+			b.Fatalf("%s: no RPC counts for every round", s)
+		}
+		var sum float64
+		for _, v := range slices.Concat(f.read, f.walk, f.statwalk) {
+			sum += v
+		}
+		fmt.Printf("%-8s %14.0f %14.2f %10.0f %10.2f %12.1f %11.2f\n", s,
+			med(o.metaCalls), med(o.metaMS)/1000, med(o.readCalls), med(o.readMS)/1000, sum, cpu[s])
+	}
 	nr, st, ga := res["nfsroot"], res["gonfs"], res["ganesha"]
 	fmt.Printf("walk: nfsroot %.1fx faster than stock go-nfs, %.2fx the speed of ganesha; stat walk: %.1fx and %.2fx\n",
 		med(st.walk)/med(nr.walk), med(ga.walk)/med(nr.walk), med(st.statwalk)/med(nr.statwalk), med(ga.statwalk)/med(nr.statwalk))
 	fmt.Printf("read: nfsroot %.2fx stock go-nfs, %.2fx ganesha\n", med(st.read)/med(nr.read), med(ga.read)/med(nr.read))
+}
+
+// treeCPU is the user and system CPU time, in seconds, of process pid and its descendants
+// that are still running (from /proc; clock ticks of 1/100 s, as on every Linux/amd64).
+func treeCPU(pid int) (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces:
+	// utime and stime are fields 14 and 15 of the line, 12 and 13 after it.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	total := float64(u+s) / 100
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, task := range tasks {
+		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, c := range strings.Fields(string(children)) {
+			cp, _ := strconv.Atoi(c)
+			if t, err := treeCPU(cp); err == nil {
+				total += t
+			}
+		}
+	}
+	return total, nil
 }
