@@ -76,6 +76,9 @@ func TestParseCmdline(t *testing.T) {
 			c.ImageSHA = bytes.Repeat([]byte{0xab}, 32)
 		}},
 		{name: "short checksum", in: "imgurl=http://a/x provkit.imgsha256=abcd", err: "provkit.imgsha256="},
+		{name: "cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=1", want: func(c *Config) { c.Node, c.CDSL = "n1", true }},
+		{name: "cdsl without node", in: "imgurl=http://a/x provkit.cdsl=1", err: "provkit.cdsl=1 needs NODE="},
+		{name: "bad cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=both", err: "provkit.cdsl="},
 		{name: "checksum without imgurl", in: "root=nfs:a:/x provkit.imgsha256=" + strings.Repeat("ab", 32), err: "without imgurl"},
 	}
 	for _, tt := range tests {
