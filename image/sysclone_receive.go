@@ -60,9 +60,10 @@ type dirState struct {
 }
 
 type dirTime struct {
-	rel string
-	sec int64
-	ns  uint32
+	rel    string
+	sec    int64
+	ns     uint32
+	xattrs []xattr
 }
 
 type openFile struct {
@@ -369,12 +370,18 @@ func (r *receiver) pushDir(e *cloneEntry, fd int) error {
 			}
 		}
 	}
-	if err := r.setMetaFD(fd, e); err != nil {
+	// A directory's xattrs wait for the end: a default ACL set now would be inherited by
+	// the files made in it, which have their own.
+	xs := e.xattrs
+	e.xattrs = nil
+	err := r.setMetaFD(fd, e, false)
+	e.xattrs = xs
+	if err != nil {
 		unix.Close(fd)
 		return err
 	}
 	r.stack = append(r.stack, d)
-	r.dirTimes = append(r.dirTimes, dirTime{e.path, e.mtime, e.mtimeNs})
+	r.dirTimes = append(r.dirTimes, dirTime{e.path, e.mtime, e.mtimeNs, xs})
 	return nil
 }
 
@@ -594,7 +601,7 @@ func (r *receiver) finishFile(c *openFile) error {
 	if err := unix.Ftruncate(fd, c.e.size); err != nil {
 		return fmt.Errorf("image: %s: %w", c.e.path, err)
 	}
-	if err := r.setMetaFD(fd, c.e); err != nil {
+	if err := r.setMetaFD(fd, c.e, true); err != nil {
 		return err
 	}
 	ts := []unix.Timespec{{Sec: c.e.mtime, Nsec: int64(c.e.mtimeNs)}, {Sec: c.e.mtime, Nsec: int64(c.e.mtimeNs)}}
@@ -694,14 +701,14 @@ func (r *receiver) setMeta(pfd int, base string, e *cloneEntry, _ int) error {
 }
 
 // setMetaFD sets owner, mode and xattrs through an open fd (regular files, directories).
-func (r *receiver) setMetaFD(fd int, e *cloneEntry) error {
+func (r *receiver) setMetaFD(fd int, e *cloneEntry, withXattrs bool) error {
 	if err := unix.Fchown(fd, int(e.uid), int(e.gid)); err != nil && !r.ignoreOwner(err) {
 		return fmt.Errorf("image: chown %s: %w", e.path, err)
 	}
 	if err := unix.Fchmod(fd, e.mode&0o7777); err != nil {
 		return fmt.Errorf("image: chmod %s: %w", e.path, err)
 	}
-	if len(e.xattrs) > 0 || !r.fresh {
+	if withXattrs && (len(e.xattrs) > 0 || !r.fresh) {
 		r.setXattrs(e.path, e.xattrs, func() ([]xattr, error) { return flistXattrs(fd) },
 			func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) },
 			func(n string) error { return unix.Fremovexattr(fd, n) })
@@ -750,6 +757,11 @@ func (r *receiver) finish() error {
 		fd, err := r.openDir(d.rel)
 		if err != nil {
 			continue
+		}
+		if len(d.xattrs) > 0 || !r.fresh {
+			r.setXattrs(d.rel, d.xattrs, func() ([]xattr, error) { return flistXattrs(fd) },
+				func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) },
+				func(n string) error { return unix.Fremovexattr(fd, n) })
 		}
 		ts := []unix.Timespec{{Sec: d.sec, Nsec: int64(d.ns)}, {Sec: d.sec, Nsec: int64(d.ns)}}
 		err = unix.UtimesNanoAt(fd, ".", ts, 0)

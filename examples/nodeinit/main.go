@@ -26,6 +26,11 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "check" {
 		os.Exit(check(os.Stdout, os.Args[2]))
 	}
+	if len(os.Args) >= 2 && !strings.HasPrefix(os.Args[1], "-") && os.Getpid() != 1 {
+		if code, ok := subcommand(os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintf(os.Stderr, "nodeinit is the /init of a netboot initramfs and runs as PID 1.\n"+
 			"To check a kernel command line: %s check 'imgurl=http://... NODE=n1 ...'\n", os.Args[0])
