@@ -547,12 +547,12 @@ func under(root, p string) bool {
 // GoldenInfo describes the golden node at capture time: what the agent reports besides
 // the files.
 type GoldenInfo struct {
-	Hostname  string  `json:"hostname"`
-	Machine   string  `json:"machine"` // uname -m
-	Kernel    string  `json:"kernel"`  // uname -r
-	OSRelease string  `json:"os_release,omitempty"`
-	Mounts    []mount `json:"mounts,omitempty"` // disk filesystems under the root, mountpoints relative to it ("/", "/boot")
-	Swaps     []string `json:"swaps,omitempty"` // devices from /proc/swaps
+	Hostname  string   `json:"hostname"`
+	Machine   string   `json:"machine"` // uname -m
+	Kernel    string   `json:"kernel"`  // uname -r
+	OSRelease string   `json:"os_release,omitempty"`
+	Mounts    []mount  `json:"mounts,omitempty"` // disk filesystems under the root, mountpoints relative to it ("/", "/boot")
+	Swaps     []string `json:"swaps,omitempty"`  // devices from /proc/swaps
 	// Lsblk is `lsblk -J -b -o ...` output; Sfdisk maps each disk that holds a captured
 	// filesystem ("/dev/vda") to `sfdisk -J` output, SfdiskDump to `sfdisk -d`.
 	Lsblk      string            `json:"lsblk,omitempty"`

@@ -2,9 +2,9 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +50,7 @@ type CaptureSpec struct {
 	Root string
 	// Exclude adds exlist patterns ("/opt/scratch/*", "+/var/cache/keep*") to
 	// DefaultCaptureExclude (and CacheExclude and HostIdentityExclude unless kept).
-	Exclude                []string
+	Exclude                  []string
 	KeepCaches, KeepIdentity bool
 	// SSH says how to reach the golden node.
 	SSH SSHConfig
