@@ -21,7 +21,7 @@ func fuzzSeedsArchives(f *testing.F) {
 	f.Add(cpioOf(f, cpio.Record{Info: cpio.Info{Ino: 3, Mode: 0o100644, NLink: 2, Name: "a"}},
 		cpio.Record{Info: cpio.Info{Ino: 3, Mode: 0o100644, NLink: 2, Name: "b"}}))
 	f.Add(cpioOf(f, cpio.CharDev("dev/null", 0o666, 1, 3)))
-	f.Add(tarOf(f, tar.Header{Name: "x/", Typeflag: tar.TypeDir}, tar.Header{Name: "x/y", Typeflag: tar.TypeReg, Linkname: "data"},
+	f.Add(tarOf(f, tar.Header{Name: "x/", Typeflag: tar.TypeDir, Mode: 0o755}, tar.Header{Name: "x/y", Typeflag: tar.TypeReg, Linkname: "data"},
 		tar.Header{Name: "x/z", Typeflag: tar.TypeLink, Linkname: "x/y"}))
 	f.Add([]byte("070701"))
 	f.Add([]byte{0x1f, 0x8b})
@@ -102,6 +102,7 @@ func FuzzUnpack(f *testing.F) {
 		parent := t.TempDir()
 		dir := filepath.Join(parent, "root")
 		_, _ = Unpack(context.Background(), bytes.NewReader(data), dir, UnpackOptions{})
+		makeRemovable(dir)
 		ents, err := os.ReadDir(parent)
 		if err != nil {
 			t.Fatal(err)
@@ -133,5 +134,16 @@ func FuzzMatchGlob(f *testing.F) {
 		if perr == nil && got != want {
 			t.Fatalf("matchGlob(%q, %q) = %v, path.Match says %v", pattern, name, got, want)
 		}
+	})
+}
+
+// makeRemovable gives the owner full access to every directory of a tree an archive
+// made (a directory unpacked with mode 0644 cannot be emptied by its non-root owner).
+func makeRemovable(dir string) {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if d != nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
 	})
 }

@@ -32,6 +32,10 @@ type Config struct {
 	RootSize   string           // provkit.rootsize= (tmpfs size= for a RAM root)
 	NetTimeout time.Duration    // provkit.nettimeout=<seconds>, default 60
 	Debug      bool             // provkit.debug=1
+	// DiscoverURL is provkit.discover=: discovery mode, no root; LLDPWait is
+	// provkit.lldpwait=<seconds> (default 10), how long to listen for the switch's LLDP.
+	DiscoverURL *url.URL
+	LLDPWait    time.Duration
 }
 
 // NFSRoot is a root=nfs: parameter.
@@ -80,7 +84,7 @@ func splitCmdline(s string) []string {
 // ignored (the kernel's own, xCAT's XCAT=, FC=, ...). A known parameter with a bad value
 // is an error naming it, since booting without it would do something else than asked.
 func ParseCmdline(s string) (Config, error) {
-	c := Config{Init: defaultInit, NetTimeout: 60 * time.Second}
+	c := Config{Init: defaultInit, NetTimeout: 60 * time.Second, LLDPWait: 10 * time.Second}
 	bad := func(k, v, why string) error {
 		return fmt.Errorf("%w: %s=%q: %s", ErrCmdline, k, v, why)
 	}
@@ -164,6 +168,18 @@ func ParseCmdline(s string) (Config, error) {
 				return c, bad(k, v, "want seconds from 1 to 3600")
 			}
 			c.NetTimeout = time.Duration(n) * time.Second
+		case "provkit.discover":
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return c, bad(k, v, "want the http:// URL of provd's discovery API")
+			}
+			c.DiscoverURL = u
+		case "provkit.lldpwait":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 300 {
+				return c, bad(k, v, "want seconds from 0 to 300")
+			}
+			c.LLDPWait = time.Duration(n) * time.Second
 		case "provkit.debug":
 			b, err := parseBool(v)
 			if err != nil {
@@ -183,6 +199,12 @@ func ParseCmdline(s string) (Config, error) {
 			return c, bad("root", root, "nodeinit boots imgurl= or root=nfs:<server>:<path>[:<options>]")
 		}
 	}
+	if c.DiscoverURL != nil {
+		if c.ImageURL != nil || c.NFS != nil {
+			return c, fmt.Errorf("%w: provkit.discover= boots no root: drop imgurl=/root=", ErrCmdline)
+		}
+		return c, nil
+	}
 	if c.ImageURL != nil && c.NFS != nil {
 		return c, fmt.Errorf("%w: both imgurl= and root=nfs: given; pick one", ErrCmdline)
 	}
@@ -190,7 +212,7 @@ func ParseCmdline(s string) (Config, error) {
 		return c, fmt.Errorf("%w: provkit.imgsha256= without imgurl=", ErrCmdline)
 	}
 	if c.ImageURL == nil && c.NFS == nil {
-		return c, fmt.Errorf("%w: no root: give imgurl=http://... (a packed image) or root=nfs:<server>:<path>", ErrCmdline)
+		return c, fmt.Errorf("%w: no root: give imgurl=http://... (a packed image) or root=nfs:<server>:<path> (or provkit.discover=<url> for discovery)", ErrCmdline)
 	}
 	return c, nil
 }

@@ -90,7 +90,7 @@ func TestParseCmdline(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseCmdline(%q) = %v", tt.in, err)
 			}
-			want := Config{Init: defaultInit, NetTimeout: 60 * time.Second, ImageURL: got.ImageURL, StatusURL: got.StatusURL}
+			want := Config{Init: defaultInit, NetTimeout: 60 * time.Second, LLDPWait: 10 * time.Second, ImageURL: got.ImageURL, StatusURL: got.StatusURL}
 			tt.want(&want)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("ParseCmdline (-want +got):\n%s", diff)

@@ -27,12 +27,15 @@
 // The root: exactly one of
 //
 //	imgurl=<url>
-//	    A packed image fetched over HTTP (http:// or https://) and unpacked into a
+//	    A packed image fetched over HTTP and unpacked into a
 //	    tmpfs as it streams in: cpio (newc) or tar, compressed with gzip, zstd or xz
 //	    or not at all, or a squashfs image (stored in /run, loop-mounted, with a tmpfs
 //	    overlay; needs the loop, squashfs and overlay modules). The format is read
 //	    from the content, not the name. xCAT's form works as it is:
 //	    imgurl=http://10.0.0.1:80//install/netboot/.../rootimg.cpio.gz
+//	    https:// works when the initramfs carries CA certificates
+//	    (InitramfsSpec.Files: "etc/ssl/certs/ca-certificates.crt"); it has none by
+//	    default.
 //	root=nfs:<server>:<path>[:<options>]
 //	    An NFSv3 root mounted with the kernel client (needs the nfsv3 module). The
 //	    options are mount options separated by commas. nodeinit adds ro (unless rw is
@@ -96,6 +99,32 @@
 //	    Kernel modules to load in addition to the initramfs's list
 //	    (/etc/provkit/modules, written by image.WriteInitramfs); they must be in the
 //	    initramfs.
+//
+// Discovery mode (provd boots nodes whose MAC is in no table this way; there is no root
+// then, and NODE= is not known yet):
+//
+//	provkit.discover=<url>
+//	    provd's discovery API (http://<provd>/api/v1/discover). nodeinit listens for
+//	    LLDP on every interface from the start, brings the network up, collects the
+//	    node's identity and POSTs it as JSON (Content-Type application/json):
+//	      {"uuid": DMI product_uuid (else "mac-<boot MAC hex>"),
+//	       "bootmac": "aa:bb:cc:dd:ee:ff", "arch": "x86_64",
+//	       "cputype": /proc/cpuinfo model name, "cpucount": N, "memory_mib": N,
+//	       "mtm": DMI product_name, "serial": DMI product_serial, "vendor": DMI sys_vendor,
+//	       "disks": ["sda:480GB", ...],
+//	       "nics": [{"name": "eth0", "mac": "...", "driver": "virtio_net",
+//	                 "ipv4": "10.0.0.200/24",
+//	                 "lldp": {"sysname": ..., "sysdesc": ..., "chassisid": ...,
+//	                          "mgmtaddr": ..., "portid": ..., "portdesc": ...}}]}
+//	    provd answers {"node": ..., "ip": ..., "action": ..., "retry": N, "message": ...}
+//	    and nodeinit does the action: "reboot" (into what discovery set up: the node's
+//	    chain ran nodeset), "shell" (a shell from the initramfs, then reboot), or
+//	    "wait": ask again after "retry" seconds (at most 300; 10 if absent), as it also
+//	    does when provd cannot be reached. It asks until told to reboot.
+//	provkit.lldpwait=<seconds>
+//	    How long to listen for the switch's LLDP frame before reporting (0 to 300,
+//	    default 10). Switches send LLDP every 30 s by default; one that saw no frame
+//	    reports no "lldp".
 //
 // When something fails:
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -85,6 +86,12 @@ type machine struct {
 	findShell   func() string
 	runShell    func(shell string) error
 	reboot      func()
+	// Discovery mode: startDiscovery starts what runs while the network comes up (the
+	// LLDP listeners) and returns the function that collects the report; postReport
+	// sends it; after waits between tries.
+	startDiscovery func(ctx context.Context, cfg Config, con *console) func(netInfo) Report
+	postReport     func(ctx context.Context, client *http.Client, url string, rep Report) (Answer, error)
+	after          func(time.Duration) <-chan time.Time
 }
 
 func realMachine() machine {
@@ -106,6 +113,12 @@ func realMachine() machine {
 			unix.Sync()
 			_ = unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 		},
+		startDiscovery: func(ctx context.Context, cfg Config, con *console) func(netInfo) Report {
+			lc := startLLDP(ctx, cfg.LLDPWait, con)
+			return func(ni netInfo) Report { return collectReport(lc, ni) }
+		},
+		postReport: postReport,
+		after:      time.After,
 	}
 }
 
@@ -179,12 +192,19 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 		con.warn("no NODE= on the command line: reports will carry an empty node name")
 	}
 	m.loadModules(cfg.Modules, con)
+	var collect func(netInfo) Report
+	if cfg.DiscoverURL != nil {
+		collect = m.startDiscovery(ctx, cfg, con)
+	}
 	ni, err := m.network(ctx, cfg, con)
 	if err != nil {
 		return err
 	}
 	st.netUp = true
 	con.debugf("network: %+v", ni)
+	if cfg.DiscoverURL != nil {
+		return discover(ctx, m, con, cfg, collect(ni))
+	}
 	_ = st.rep.report(ctx, StateNetbooting)
 	if cfg.ImageURL != nil {
 		err = m.fetchRoot(ctx, cfg, newRoot, con)
@@ -202,6 +222,9 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 }
 
 func rootDesc(cfg Config) string {
+	if cfg.DiscoverURL != nil {
+		return "none: discovery mode, reporting to " + cfg.DiscoverURL.String()
+	}
 	if cfg.ImageURL != nil {
 		return "stateless from " + cfg.ImageURL.String()
 	}

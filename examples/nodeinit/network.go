@@ -51,6 +51,7 @@ func pickInterface(links []linkInfo, cfg Config) (linkInfo, bool) {
 // netInfo describes the configured network.
 type netInfo struct {
 	Iface  string
+	MAC    string // the interface's MAC
 	Addr   string // "10.98.1.5/24"
 	Server string // the DHCP server
 }
@@ -130,7 +131,7 @@ func setupNetwork(ctx context.Context, cfg Config, con *console) (netInfo, error
 			return netInfo{}, fmt.Errorf("network: configure %s: %w", chosen.Name, err)
 		}
 		m4, _ := res.Lease.Message()
-		ni := netInfo{Iface: chosen.Name}
+		ni := netInfo{Iface: chosen.Name, MAC: chosen.MAC.String()}
 		if m4 != nil {
 			ones, _ := m4.SubnetMask().Size()
 			ni.Addr = fmt.Sprintf("%s/%d", m4.YourIPAddr, ones)

@@ -7,6 +7,18 @@
 //
 // Changes to the tables are live: provd watches the store's generation and answers from
 // the new state within one poll interval. See README.md in this directory.
+//
+// With --dns ADDR provd is also the cluster's name server (UDP and TCP): authoritative for
+// site.domain, the networks' domains and their reverse zones, with the names makehosts
+// writes, and a caching forwarder to site.forwarders for the cluster's networks.
+//
+// Node discovery: a node whose MAC is in no table gets an address from its network's
+// dynamicrange and boots the discovery image (xcat/genesis.kernel.x86_64 and
+// genesis.fs.x86_64.gz in site.tftpdir, built by provctl mknb: nodeinit in discovery mode),
+// which posts its identity to /api/v1/discover. provd matches it to a node (by MAC, by the
+// switch port of the switch table, or as the next free name of provctl nodediscoverstart),
+// records it (mac, vpd, hwinv, discoverydata), runs its chain (osimage=<image>: nodeset) and
+// tells it to reboot into it.
 package main
 
 import (
@@ -46,6 +58,7 @@ type config struct {
 	logLevel   string
 	ipxeDir    string
 	dhcpIfaces string
+	dnsAddr    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -62,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.raPrefix, "ra-prefix", "", "IPv6 /64 prefix to advertise with -ra-interface (e.g. fd00:93::/64)")
 	fs.DurationVar(&c.poll, "poll", 250*time.Millisecond, "how often to check the store for changes")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.dnsAddr, "dns", "", "serve the cluster's DNS on this address, UDP and TCP (e.g. :53); empty: no DNS")
 	fs.StringVar(&c.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "where iPXE binaries are (served as xcat/xnba.kpxe and xcat/xnba.efi when the TFTP root has none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -130,7 +144,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("site.tftpdir %s: %w", tftpdir, err)
 	}
-	files := tftp.Overlay(&tftp.BootConfigs{Nodes: bg}, tftp.Overlay(root, ipxeFallback(cfg.ipxeDir)))
+	files := tftp.Overlay(bg.DiscoveryFiles(), tftp.Overlay(&tftp.BootConfigs{Nodes: bg}, tftp.Overlay(root, ipxeFallback(cfg.ipxeDir))))
 	installdir := orDefault(v.Site("installdir"), "/install")
 	inst, err := tftp.OpenDir(installdir)
 	if err != nil {
@@ -151,6 +165,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/tftpboot/", http.StripPrefix("/tftpboot", &tftp.HTTPHandler{Files: files, OnTransfer: onTransfer}))
 	mux.Handle("/install/", http.StripPrefix("/install", &tftp.HTTPHandler{Files: inst, OnTransfer: onTransfer}))
 	mux.Handle("/api/v1/status", &statusHandler{store: store, views: vs, log: log, metrics: m, now: time.Now})
+	dh := &discoverHandler{store: store, views: vs, log: log, metrics: m, now: time.Now}
+	mux.Handle("/api/v1/discover", dh)
 	mux.Handle("/metrics", m)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	ln, err := net.Listen("tcp", cfg.httpAddr)
@@ -187,6 +203,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		bg.DiscoveryBoot(v, nets)
 		ifaces := cfg.dhcpIfaces
 		if ifaces == "" {
 			ifaces = v.Site("dhcpinterfaces")
@@ -201,11 +218,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			LeaseFile:  leases,
 			Interfaces: dhcpInterfaces(ifaces),
 			Logger:     log.With("service", "dhcp"),
+			OnDiscover: onDHCPDiscover(log.With("service", "dhcp"), m),
 		}
+		var lt leaseTable = ds
+		dh.dhcp.Store(&lt)
 		mux.Handle("/api/v1/dhcp/leases", &leasesHandler{srv: ds})
 		m.gauge("provd_dhcp_received_total", func() float64 { s, _ := ds.Stats(); return float64(s.Received) })
 		m.gauge("provd_dhcp_replied_total", func() float64 { s, _ := ds.Stats(); return float64(s.Replied) })
 		m.gauge("provd_dhcp_leases", func() float64 { s, _ := ds.Stats(); return float64(s.Leases) })
+		g.Go(func() error { return ds.Serve(gctx) })
+	}
+	if cfg.dnsAddr != "" {
+		ds, err := newDNS(cfg.dnsAddr, vs, log, m)
+		if err != nil {
+			return err
+		}
 		g.Go(func() error { return ds.Serve(gctx) })
 	}
 	if cfg.raIface != "" {

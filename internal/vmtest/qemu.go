@@ -35,6 +35,9 @@ type VMConfig struct {
 	// FirmwareConsole copies the BIOS and iPXE text screen to the serial console
 	// (sgabios), to see where a network boot spends its time. It slows the boot a little.
 	FirmwareConsole bool
+	// Reboot lets a guest reboot restart the VM (a discovered node reboots into its
+	// image). If false, qemu exits when the guest reboots (-no-reboot).
+	Reboot bool
 }
 
 // VM is a running qemu. Its serial console is captured line by line.
@@ -77,9 +80,12 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	// with qemu's default CPU a TCG guest has no entropy source and getrandom() (Go's
 	// crypto/rand, hence every DHCP transaction ID) blocks for minutes.
 	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", strconv.Itoa(cfg.MemoryMB), "-smp", "1",
-		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-no-user-config",
+		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-user-config",
 		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 		"-device", cfg.NIC + ",netdev=n0,mac=" + cfg.MAC.String()}
+	if !cfg.Reboot {
+		args = append(args, "-no-reboot")
+	}
 	if cfg.FirmwareConsole {
 		args = append(args, "-machine", "graphics=off")
 	}

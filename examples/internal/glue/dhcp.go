@@ -87,11 +87,12 @@ func (h *DHCPHosts) build(v *cluster.View) map[string]dhcp.Host {
 			}
 			hh := host
 			hh.MAC = hw
-			if extra != "" {
-				hh.Hostname = extra
-			}
-			if strings.EqualFold(addr, "*NOIP*") {
+			switch {
+			case strings.EqualFold(extra, "*NOIP*"):
+				// xCAT's "mac!*NOIP*": this NIC must not get an address.
 				hh.Deny = true
+			case extra != "":
+				hh.Hostname = extra
 			}
 			if _, dup := t[string(hw)]; !dup {
 				t[string(hw)] = hh

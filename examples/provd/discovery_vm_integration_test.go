@@ -1,0 +1,160 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/provkit/provkit/internal/testenv"
+	"github.com/provkit/provkit/internal/vmtest"
+)
+
+// lldpFrame is what a switch sends on a port (IEEE 802.1AB): chassis ID (a MAC), port
+// ID (an interface name), TTL, system name, management address.
+func lldpFrame(sysName, port string, mgmt netip.Addr) []byte {
+	f := []byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e, 0x52, 0x54, 0x00, 0x97, 0xee, 0x01, 0x88, 0xcc}
+	tlv := func(typ int, v []byte) {
+		f = binary.BigEndian.AppendUint16(f, uint16(typ<<9|len(v)))
+		f = append(f, v...)
+	}
+	tlv(1, []byte{4, 0x52, 0x54, 0x00, 0x97, 0xee, 0x01})
+	tlv(2, append([]byte{5}, port...))
+	tlv(3, []byte{0, 120})
+	tlv(5, []byte(sysName))
+	a := mgmt.As4()
+	tlv(8, []byte{5, 1, a[0], a[1], a[2], a[3], 2, 0, 0, 0, 1, 0})
+	tlv(0, nil)
+	return f
+}
+
+// sendLLDP plays the switch: an LLDP frame on the bridge every second until the test
+// ends (the bridge floods it to the VM's tap).
+func sendLLDP(t *testing.T, s *bootSite, frame []byte) {
+	t.Helper()
+	var fd int
+	err := s.net.NS.Do(func() error {
+		ifc, err := net.InterfaceByName(s.net.Bridge)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0x88cc, Ifindex: ifc.Index})
+	})
+	if err != nil {
+		t.Fatalf("LLDP sender: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			_, _ = unix.Write(fd, frame)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done; unix.Close(fd) })
+}
+
+// TestVMDiscoverySequential is discovery end to end: a VM whose MAC is in no table
+// PXE-boots from provd, gets an address from the discovery range and the discovery
+// image (nodeinit in discovery mode, built by mknb), reports itself with the switch port
+// an LLDP frame named, is discovered as the next free node of the sequence started with
+// nodediscoverstart (n1 is taken already), has its chain run (nodeset to its osimage)
+// and reboots into its stateless image under its new name; nodestat shows each step.
+func TestVMDiscoverySequential(t *testing.T) {
+	testenv.Require(t, vmtest.Needs()...)
+	s := newBootSite(t, netip.MustParsePrefix("10.97.1.1/24"))
+	root := filepath.Join(s.dir, "src")
+	busyboxRoot(t, root, "PROVKIT-ROOTFS-INIT")
+
+	s.pc("chtab", "key=tftpdir", "site.value="+filepath.Join(s.dir, "tftpboot"))
+	s.pc("chtab", "key=installdir", "site.value="+filepath.Join(s.dir, "install"))
+	s.pc("chtab", "key=domain", "site.value=cluster.test")
+	s.pc("chtab", "key=master", "site.value=10.97.1.1")
+	s.pc("chtab", "key=dhcpinterfaces", "site.value=br0")
+	s.pc("chtab", "key=discoverykcmdline", "site.value=provkit.lldpwait=8 quiet")
+	s.pc("mkdef", "-t", "network", "-o", "bootnet", "net=10.97.1.0", "mask=255.255.255.0", "mgtifname=br0",
+		"dynamicrange=10.97.1.200-10.97.1.220", "nameservers=10.97.1.1")
+	s.pc("nodeadd", "n[1-3]", "groups=compute,all")
+	s.pc("chtab", "node=compute", `hosts.ip=|n(\d+)|10.97.1.($1+10)|`, "noderes.netboot=xnba", "nodehm.serialport=0",
+		"nodehm.serialspeed=115200", "chain.chain=runcmd=bmcsetup,osimage=busybox-netboot")
+	s.pc("chtab", "node=n1", "mac.mac=52:54:00:97:01:01") // discovered before: not free
+	s.pc("mkdef", "-t", "osimage", "-o", "busybox-netboot", "osvers=busybox", "osarch=x86_64", "profile=compute",
+		"provmethod=netboot", "rootimgdir="+filepath.Join(s.dir, "install/netboot/busybox"), "addkcmdline=quiet panic=-1")
+	s.pc("genimage", "busybox-netboot", "--source", "dir:"+root, "--kernel-deb", s.kernel.Deb, "--nodeinit", s.nodeinit)
+	s.pc("packimage", "busybox-netboot")
+	s.pc("mknb", "x86_64", "--kernel-deb", s.kernel.Deb, "--nodeinit", s.nodeinit)
+	if got := s.pc("nodediscoverstart", "-n", "n[1-3]"); got != "Sequential Discovery: Started:\n    Number of free node names: 2\n" {
+		t.Fatalf("nodediscoverstart = %q", got)
+	}
+	sendLLDP(t, s, lldpFrame("leaf1.cluster.test", "swp7", netip.MustParseAddr("10.97.1.250")))
+	s.startProvd("--ra-interface", "br0", "--ra-prefix", s.net.Addr6.Masked().String(), "--dns", "10.97.1.1:53")
+
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x97, 0x01, 0x0b}
+	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: "new", Reboot: true})
+	vm.WaitFor(t, "discovery: I am n2 (10.97.1.12)", 3*time.Minute)
+	t.Logf("qemu start to discovered: %.1fs", vm.Since().Seconds())
+	states := s.waitStatus("n2", "booted", 4*time.Minute)
+	line := vm.WaitFor(t, "PROVKIT-ROOTFS-INIT", time.Minute)
+	t.Logf("qemu start to booted as n2: %.1fs; states %v", vm.Since().Seconds(), states)
+	if want := "discovered netbooting booting booted"; strings.Join(states, " ") != want {
+		t.Errorf("n2 went through %v, want %s", states, want)
+	}
+	if !strings.Contains(line, "host=n2") {
+		t.Errorf("the image's init says %q, want host=n2", line)
+	}
+
+	// What discovery recorded.
+	if got := s.pc("nodels", "n2", "mac.mac", "vpd.uuid", "hwinv.cpucount", "chain.currstate"); !strings.Contains(got, "n2: mac.mac: 52:54:00:97:01:0b\n") ||
+		!strings.Contains(got, "n2: vpd.uuid: mac-52540097010b\n") || !strings.Contains(got, "n2: chain.currstate: netboot busybox-x86_64-compute\n") {
+		t.Errorf("nodels n2 =\n%s", got)
+	}
+	ls := s.pc("nodediscoverls")
+	if !strings.Contains(ls, "Discovered 1 node.") || !strings.Contains(ls, "mac-52540097010b") || !strings.Contains(ls, "sequential") {
+		t.Errorf("nodediscoverls =\n%s", ls)
+	}
+	long := s.pc("nodediscoverls", "-u", "mac-52540097010b", "-l")
+	for _, want := range []string{"    node=n2", "    method=sequential", "switchname=eth0!leaf1.cluster.test", "switchport=eth0!swp7",
+		"switchaddr=eth0!10.97.1.250", "nichwaddr=eth0!52:54:00:97:01:0b", "bootmac=52:54:00:97:01:0b"} {
+		if !strings.Contains(long, want) {
+			t.Errorf("nodediscoverls -l has no %q:\n%s", want, long)
+		}
+	}
+	// The switch port is in the switch table now: next time n2 is found by it.
+	if got := s.pc("tabdump", "switch"); !strings.Contains(got, `"n2","leaf1.cluster.test","swp7"`) {
+		t.Errorf("tabdump switch =\n%s", got)
+	}
+	logs := strings.Join(s.provdLog.all(), "\n")
+	for _, want := range []string{"dhcp: unknown node", "path=xcat/xnba/nets/10.97.1.0_24", "path=xcat/genesis.fs.x86_64.gz",
+		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", "step=\"runcmd=bmcsetup", "path=xcat/xnba/nodes/n2"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("provd's log has no %q", want)
+		}
+	}
+	if got := s.pc("nodediscoverstop"); !strings.HasPrefix(got, "Discovered 1 nodes.\n    NODE") || !strings.Contains(got, "n2") {
+		t.Errorf("nodediscoverstop = %q", got)
+	}
+	// The discovered node's name resolves at once in provd's DNS.
+	out, err := s.net.NS.Command(context.Background(), "dig", "+short", "@10.97.1.1", "n2.cluster.test").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "10.97.1.12" {
+		t.Errorf("dig n2.cluster.test = %q, %v", out, err)
+	}
+}
