@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -661,14 +660,3 @@ func runCommand(ctx context.Context, argv ...string) ([]byte, error) {
 	return out, nil
 }
 
-// runCombined runs argv and returns its output and error output together.
-func runCombined(ctx context.Context, argv ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
-	}
-	return out, nil
-}
-
-var _ = bufio.NewReader

@@ -19,6 +19,9 @@ type DiskLayout struct {
 	// Bootloader is what the golden node boots with: "extlinux", "grub" or "" (none
 	// found; the deploy then installs none).
 	Bootloader string `json:"bootloader,omitempty"`
+	// MBR maps golden disks to their boot code (the first 440 bytes, hex), which an
+	// extlinux deploy writes back.
+	MBR map[string]string `json:"mbr,omitempty"`
 }
 
 // LayoutDisk is one disk.
@@ -265,6 +268,12 @@ func LayoutFromInfo(info GoldenInfo) (DiskLayout, error) {
 			last.Grow = last.FSType != "swap" && last.FSType != ""
 		}
 		l.Disks = append(l.Disks, d)
+		if m, ok := info.MBR[dev]; ok {
+			if l.MBR == nil {
+				l.MBR = map[string]string{}
+			}
+			l.MBR[dev] = m
+		}
 	}
 	if !slices.ContainsFunc(l.Disks, func(d LayoutDisk) bool {
 		return slices.ContainsFunc(d.Partitions, func(p LayoutPartition) bool { return p.Mountpoint == "/" })
