@@ -659,4 +659,3 @@ func runCommand(ctx context.Context, argv ...string) ([]byte, error) {
 	}
 	return out, nil
 }
-

@@ -111,7 +111,7 @@ func TestDeployRefusesSmallerDisk(t *testing.T) {
 	}
 	ran := 0
 	_, err = Deploy(context.Background(), DeploySpec{Layout: l, Targets: map[string]string{"/dev/vda": disk},
-		Run: func(context.Context, string, []byte, ...string) ([]byte, error) { ran++; return nil, nil },
+		Run:   func(context.Context, string, []byte, ...string) ([]byte, error) { ran++; return nil, nil },
 		Fixup: NodeFixup{Hostname: "n1"}})
 	if !errors.Is(err, ErrDiskTooSmall) {
 		t.Fatalf("Deploy onto a smaller disk: err = %v, want ErrDiskTooSmall", err)
