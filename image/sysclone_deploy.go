@@ -192,6 +192,12 @@ func Deploy(ctx context.Context, spec DeploySpec) (res DeployResult, err error) 
 	}
 	var parts []part
 	for _, p := range plans {
+		if len(p.disk.Partitions) > 0 && !kernelHasPartition(ctx, PartitionDevice(p.target, p.disk.Partitions[0].Number)) {
+			// The kernel did not take the new table (loop devices in containers): ask again.
+			if out, err := run(ctx, "", nil, "partx", "-u", p.target); err != nil {
+				log.Warn("sysclone deploy: partx -u", "disk", p.target, "err", err, "output", string(out))
+			}
+		}
 		for _, lp := range p.disk.Partitions {
 			dev := PartitionDevice(p.target, lp.Number)
 			if err := waitDeviceNode(ctx, dev); err != nil {
@@ -315,6 +321,21 @@ func blockDeviceSize(dev string) (int64, int64, error) {
 	return size, int64(sector), nil
 }
 
+// kernelHasPartition waits up to 2 s for the kernel to list partition dev.
+func kernelHasPartition(ctx context.Context, dev string) bool {
+	for range 20 {
+		if _, err := os.Stat(filepath.Join("/sys/class/block", filepath.Base(dev))); err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
+}
+
 // waitDeviceNode waits for a partition's device node; without udev (an initramfs, a
 // container) it makes the node from /sys/class/block/<name>/dev.
 func waitDeviceNode(ctx context.Context, dev string) error {
@@ -361,16 +382,22 @@ func installBootloader(ctx context.Context, run func(context.Context, string, []
 		return fmt.Errorf("image: deploy: boot loader %q: %w", kind, ErrLayout)
 	}
 	// The chroot needs /dev, /proc and /sys.
-	var binds []string
+	var binds, made []string
 	defer func() {
 		for i := len(binds) - 1; i >= 0; i-- {
 			_ = unix.Unmount(binds[i], unix.MNT_DETACH)
 		}
+		for _, d := range made {
+			_ = os.Remove(d)
+		}
 	}()
 	for _, d := range []string{"dev", "proc", "sys"} {
 		dir := filepath.Join(mnt, d)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+		if _, err := os.Lstat(dir); err != nil {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			made = append(made, dir)
 		}
 		if err := unix.Mount("/"+d, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("image: deploy: bind /%s: %w", d, err)
