@@ -76,10 +76,12 @@ func TestRootLoopDeploy(t *testing.T) {
 	res, err := Deploy(ctx, DeploySpec{
 		Layout:  layout,
 		Targets: map[string]string{"/dev/vda": loop},
-		Image:   func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(packed.Bytes())), nil },
-		Run:     run,
-		Step:    func(s string) { steps = append(steps, s) },
-		Fixup:   NodeFixup{Hostname: "n1", Status: "http://10.98.0.1/api/v1/status"},
+		Image: func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(packed.Bytes())), nil
+		},
+		Run:   run,
+		Step:  func(s string) { steps = append(steps, s) },
+		Fixup: NodeFixup{Hostname: "n1", Status: "http://10.98.0.1/api/v1/status"},
 	})
 	if err != nil {
 		t.Fatalf("Deploy: %v", err)
