@@ -96,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.makehostsCmd(),
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
 		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
-		a.genimageCmd(), a.packimageCmd(),
+		a.genimageCmd(), a.packimageCmd(), a.imgcaptureCmd(),
 		a.makednsCmd(), a.mknbCmd(), a.nodediscoverstartCmd(), a.nodediscoverstopCmd(), a.nodediscoverstatusCmd(), a.nodediscoverlsCmd(), a.nodediscoverdefCmd(),
 	} {
 		root.AddCommand(c)

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/provkit/provkit/cluster"
+	"github.com/provkit/provkit/image"
+	"github.com/spf13/cobra"
+)
+
+// imgcaptureCmd is xCAT's `imgcapture <node> -t sysclone -o <osimage>`: capture a golden
+// node's disk over SSH into <installdir>/sysclone/images/<osimage>, pack it for deploys,
+// and define the osimage (provmethod=sysclone).
+func (a *app) imgcaptureCmd() *cobra.Command {
+	var typ, osimage, nodeinit, root, user string
+	var keys, knownHosts, exclude []string
+	var port int
+	var keepIdentity, keepCaches, noXattrs bool
+	c := &cobra.Command{
+		Use:   "imgcapture node -t sysclone -o osimage [--root /] [-x pattern]... [-i key]... [--known-hosts F]... [--port 22]",
+		Short: "Capture a golden node's disk over SSH as a sysclone osimage (a second capture moves only changes)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			if typ != "sysclone" {
+				return fmt.Errorf("-t %q: only sysclone captures are supported", typ)
+			}
+			if osimage == "" || strings.ContainsAny(osimage, "/ \n") || osimage == "." || osimage == ".." {
+				return fmt.Errorf("-o %q: give the name of the osimage to make", osimage)
+			}
+			agent, err := nodeinitPath(nodeinit)
+			if err != nil {
+				return err
+			}
+			v, err := a.view(ctx)
+			if err != nil {
+				return err
+			}
+			n, err := v.Node(args[0])
+			if err != nil {
+				return err
+			}
+			host := n.Name
+			if n.IP.IsValid() {
+				host = n.IP.String()
+			}
+			cfg := image.SSHConfig{Addr: net.JoinHostPort(host, strconv.Itoa(port)), User: user, KeyFiles: keys, KnownHosts: knownHosts}
+			if cfg.User == "" {
+				cfg.User = "root"
+			}
+			if _, pw, ok := v.Password("system", cfg.User); ok {
+				cfg.Password = pw
+			}
+			dir := filepath.Join(orDefault(v.Site("installdir"), "/install"), "sysclone", "images", osimage)
+			var progress io.Writer
+			if f, ok := a.stderr.(*os.File); ok {
+				progress = image.TerminalProgress(f)
+			}
+			spec := image.CaptureSpec{
+				Dir: filepath.Join(dir, image.CloneTreeDir), Root: root, Exclude: exclude,
+				KeepCaches: keepCaches, KeepIdentity: keepIdentity, NoXattrs: noXattrs,
+				SSH: cfg, Agent: agent, Progress: progress,
+			}
+			res, err := image.Capture(ctx, spec)
+			if err != nil {
+				return fmt.Errorf("imgcapture %s: %w (an interrupted capture resumes when run again)", n.Name, err)
+			}
+			for _, w := range res.Stats.Warnings {
+				fmt.Fprintf(a.stderr, "Warning: %s\n", w)
+			}
+			attrs, err := finishCapture(ctx, dir, res, a.stderr)
+			if err != nil {
+				return err
+			}
+			attrs = append(attrs, cluster.Assign{Attr: "description", Value: "sysclone capture of " + n.Name})
+			s, err := a.open(ctx)
+			if err != nil {
+				return err
+			}
+			dres, err := cluster.Define(ctx, s, cluster.Definition{Type: "osimage", Names: []string{osimage}, Attrs: attrs, Mode: cluster.ModeChange})
+			if err != nil {
+				return err
+			}
+			for _, w := range dres.Warnings {
+				fmt.Fprintf(a.stderr, "Warning: %s\n", w)
+			}
+			kind := "full"
+			if res.Incremental {
+				kind = "incremental"
+			}
+			st := res.Stats
+			fmt.Fprintf(a.stdout, "imgcapture: %s captured as osimage %s in %s (%s: %d entries, %d files transferred, %d unchanged, %d removed, %d bytes of data in %s)\n",
+				n.Name, osimage, dir, kind, st.Entries, st.Changed, st.Unchanged, st.Deleted, st.DataBytes, st.Elapsed.Round(1e6))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&typ, "type", "t", "sysclone", "capture type (sysclone)")
+	f.StringVarP(&osimage, "osimage", "o", "", "the osimage to create or update")
+	f.StringVar(&root, "root", "/", "the directory to capture on the golden node (its disk filesystems below it come too)")
+	f.StringArrayVarP(&exclude, "exclude", "x", nil, "more exlist patterns to leave out (\"/opt/scratch/*\"; \"+/path\" keeps)")
+	f.BoolVar(&keepIdentity, "keep-identity", false, "keep the golden node's SSH host keys and machine-id in the image")
+	f.BoolVar(&keepCaches, "keep-caches", false, "keep package and program caches")
+	f.BoolVar(&noXattrs, "no-xattrs", false, "leave out extended attributes (ACLs, SELinux labels, capabilities)")
+	f.StringArrayVarP(&keys, "identity", "i", nil, "private key file (default ~/.ssh/id_*; the ssh-agent's keys are tried first)")
+	f.StringArrayVar(&knownHosts, "known-hosts", nil, "known_hosts file (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+	f.IntVar(&port, "port", 22, "the golden node's SSH port")
+	f.StringVar(&user, "user", "root", "the SSH user (its password, if any, comes from the passwd table, key=system)")
+	f.StringVar(&nodeinit, "nodeinit", "", "the nodeinit binary, the capture agent (default: next to provctl)")
+	return c
+}
+
+// finishCapture writes what a deploy needs next to the captured tree (the golden node's
+// report, its disk layout, the packed image, its kernel and initrd) and returns the
+// osimage attributes.
+func finishCapture(ctx context.Context, dir string, res image.CaptureResult, warn io.Writer) ([]cluster.Assign, error) {
+	info := res.Info
+	tree := filepath.Join(dir, image.CloneTreeDir)
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := writeFileAtomic(filepath.Join(dir, image.CloneInfo), b); err != nil {
+		return nil, err
+	}
+	layout, err := image.LayoutFromInfo(info)
+	if err != nil {
+		// Kept: the tree is good, but no deploy can lay it out until the layout is known.
+		fmt.Fprintf(warn, "Warning: %v: nodes cannot be deployed from this image\n", err)
+		_ = os.Remove(filepath.Join(dir, image.CloneLayout))
+	} else {
+		layout.Bootloader = image.DetectBootloader(tree)
+		b, _ := json.MarshalIndent(layout, "", "  ")
+		if err := writeFileAtomic(filepath.Join(dir, image.CloneLayout), b); err != nil {
+			return nil, err
+		}
+	}
+	// The golden node's kernel and initrd, for the osimage's boot files.
+	for _, k := range []struct {
+		dst   string
+		cands []string
+	}{
+		{"kernel", []string{"boot/vmlinuz-" + info.Kernel, "boot/vmlinuz"}},
+		{"initrd", []string{"boot/initrd.img-" + info.Kernel, "boot/initramfs-" + info.Kernel + ".img", "boot/initrd.img"}},
+	} {
+		found := false
+		for _, c := range k.cands {
+			src := filepath.Join(tree, c)
+			if fi, err := os.Stat(src); err != nil || !fi.Mode().IsRegular() || !strings.HasPrefix(filepath.Clean(src), tree+"/") {
+				continue
+			}
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(filepath.Join(dir, k.dst), data); err != nil {
+				return nil, err
+			}
+			found = true
+			break
+		}
+		if !found {
+			_ = os.Remove(filepath.Join(dir, k.dst))
+			fmt.Fprintf(warn, "Warning: no %s for kernel %q in the captured /boot\n", k.dst, info.Kernel)
+		}
+	}
+	tmp, err := os.CreateTemp(dir, ".rootimg.sysclone-")
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	_, err = image.PackClone(ctx, tree, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, image.CloneImageFile))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("imgcapture: pack %s: %w", tree, err)
+	}
+	attrs := []cluster.Assign{{Attr: "imagetype", Value: "linux"}, {Attr: "provmethod", Value: "sysclone"},
+		{Attr: "osname", Value: "Linux"}, {Attr: "rootimgdir", Value: dir}, {Attr: "kernelver", Value: info.Kernel},
+		{Attr: "osarch", Value: info.Machine}, {Attr: "profile", Value: filepath.Base(dir)}}
+	if v := osVers(info.OSRelease); v != "" {
+		attrs = append(attrs, cluster.Assign{Attr: "osvers", Value: v})
+	}
+	if layout.Disks != nil {
+		attrs = append(attrs, cluster.Assign{Attr: "partitionfile", Value: filepath.Join(dir, image.CloneLayout)})
+	}
+	return attrs, nil
+}
+
+// osVers makes xCAT's osvers (debian12, rhels9.4, ubuntu24.04) from os-release.
+func osVers(osRelease string) string {
+	kv := map[string]string{}
+	for _, l := range strings.Split(osRelease, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			kv[k] = strings.Trim(v, `"'`)
+		}
+	}
+	id, ver := kv["ID"], kv["VERSION_ID"]
+	if id == "" || ver == "" || strings.ContainsAny(id+ver, " ,=\n") {
+		return ""
+	}
+	switch id {
+	case "rhel":
+		id = "rhels"
+	case "debian":
+		ver, _, _ = strings.Cut(ver, ".")
+	}
+	return id + ver
+}
+
+func writeFileAtomic(p string, data []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
