@@ -92,6 +92,8 @@ type machine struct {
 	startDiscovery func(ctx context.Context, cfg Config, con *console) func(netInfo) Report
 	postReport     func(ctx context.Context, client *http.Client, url string, rep Report) (Answer, error)
 	after          func(time.Duration) <-chan time.Time
+	// Sysclone mode: deploy lays the image onto the disks, reporting each step.
+	deploy func(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error
 }
 
 func realMachine() machine {
@@ -119,6 +121,7 @@ func realMachine() machine {
 		},
 		postReport: postReport,
 		after:      time.After,
+		deploy:     deploySysclone,
 	}
 }
 
@@ -205,6 +208,14 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 	if cfg.DiscoverURL != nil {
 		return discover(ctx, m, con, cfg, collect(ni))
 	}
+	if cfg.SyscloneURL != nil {
+		if err := m.deploy(ctx, cfg, ni, st.rep, con); err != nil {
+			return err
+		}
+		con.printf("sysclone: installed; rebooting from the disk")
+		m.reboot()
+		return nil
+	}
 	_ = st.rep.report(ctx, StateNetbooting)
 	if cfg.ImageURL != nil {
 		err = m.fetchRoot(ctx, cfg, newRoot, con)
@@ -224,6 +235,9 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 func rootDesc(cfg Config) string {
 	if cfg.DiscoverURL != nil {
 		return "none: discovery mode, reporting to " + cfg.DiscoverURL.String()
+	}
+	if cfg.SyscloneURL != nil {
+		return "sysclone install to disk from " + cfg.SyscloneURL.String()
 	}
 	if cfg.ImageURL != nil {
 		return "stateless from " + cfg.ImageURL.String()

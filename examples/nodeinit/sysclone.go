@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/provkit/provkit/image"
+)
+
+// Sysclone states, reported as the deploy goes (image.Deploy's steps), then "installed"
+// just before the reboot; the installed system reports "booted" with "nodeinit report".
+const StateInstalled = "installed"
+
+// deploySysclone is sysclone mode: fetch the image's disk layout, lay the image onto the
+// disks (image.Deploy: partition, mkfs, stream over HTTP, boot loader, fix-ups), and
+// report each step.
+func deploySysclone(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error {
+	base := strings.TrimSuffix(cfg.SyscloneURL.String(), "/")
+	resp, err := getWithRetry(ctx, base+"/"+image.CloneLayout, con)
+	if err != nil {
+		return fmt.Errorf("sysclone layout: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("sysclone layout %s: %w", base, err)
+	}
+	var layout image.DiskLayout
+	if err := json.Unmarshal(b, &layout); err != nil {
+		return fmt.Errorf("sysclone layout %s/%s: %w", base, image.CloneLayout, err)
+	}
+	spec := image.DeploySpec{
+		Layout: layout,
+		Image: func(ctx context.Context) (io.ReadCloser, error) {
+			resp, err := getWithRetry(ctx, base+"/"+image.CloneImageFile, con)
+			if err != nil {
+				return nil, err
+			}
+			now := time.Now()
+			cr := &countReader{r: resp.Body, con: con, total: resp.ContentLength, start: now, next: now.Add(5 * time.Second)}
+			return struct {
+				io.Reader
+				io.Closer
+			}{cr, resp.Body}, nil
+		},
+		Fixup: image.NodeFixup{Hostname: cfg.Node, Interface: ni.Iface, MAC: ni.MAC},
+		Step: func(state string) {
+			con.printf("sysclone: %s", state)
+			if state != StateInstalled {
+				_ = rep.report(ctx, state)
+			}
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	if cfg.StatusURL != nil {
+		spec.Fixup.Status = cfg.StatusURL.String()
+	}
+	if cfg.Disk != "" && len(layout.Disks) > 0 {
+		spec.Targets = map[string]string{layout.Disks[0].Device: cfg.Disk}
+	}
+	res, err := image.Deploy(ctx, spec)
+	if err != nil {
+		return err
+	}
+	con.printf("sysclone: %d entries, %d MB on %s, boot loader %q", res.Stats.Entries, res.Stats.DataBytes>>20,
+		strings.Join(res.Partitions, " "), res.Bootloader)
+	return rep.report(ctx, StateInstalled)
+}
