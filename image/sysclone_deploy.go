@@ -598,7 +598,20 @@ func hostKeys(root, comment string, write func(string, []byte, os.FileMode) erro
 func runIn(ctx context.Context, chroot string, stdin []byte, argv ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	name := argv[0]
+	if chroot != "" && !strings.Contains(name, "/") {
+		// Look the program up inside the chroot, not here.
+		for _, d := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+			if fi, err := os.Stat(filepath.Join(chroot, d, name)); err == nil && fi.Mode().IsRegular() {
+				name = d + "/" + name
+				break
+			}
+		}
+		if !strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%s is not in the image (%s)", name, chroot)
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, argv[1:]...)
 	if chroot != "" {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: chroot}
 		cmd.Dir = "/"

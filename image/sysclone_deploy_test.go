@@ -280,3 +280,41 @@ func FuzzLayout(f *testing.F) {
 		}
 	})
 }
+
+func TestProgramFiles(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/sfdisk"); err != nil {
+		t.Skip("no sfdisk here")
+	}
+	files, err := ProgramFiles("/", "sfdisk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files["usr/sbin/sfdisk"] == "" {
+		t.Errorf("no usr/sbin/sfdisk in %v", files)
+	}
+	var libc, fdisk bool
+	for k := range files {
+		libc = libc || strings.HasSuffix(k, "/libc.so.6")
+		fdisk = fdisk || strings.Contains(k, "/libfdisk.so")
+	}
+	if !libc || !fdisk {
+		t.Errorf("libc or libfdisk missing: %v", files)
+	}
+	if _, err := ProgramFiles("/", "no-such-program-provkit"); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "no-such-program-provkit") {
+		t.Errorf("missing program: %v", err)
+	}
+	// A tree of its own: symlinks resolve inside it.
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/tool"), []byte("#!/bin/sh\n"), 0o755)
+	os.Symlink("usr/bin", filepath.Join(root, "bin"))
+	os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	os.Symlink("/bin/tool", filepath.Join(root, "sbin/t2"))
+	files, err = ProgramFiles(root, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"usr/sbin/t2": filepath.Join(root, "usr/bin/tool")}, files); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -16,10 +17,19 @@ import (
 // just before the reboot; the installed system reports "booted" with "nodeinit report".
 const StateInstalled = "installed"
 
+// deployMount is where the target's filesystems are mounted during a deploy (/run is a
+// tmpfs nodeinit mounts; the initramfs may have no /tmp). Tests change it.
+var deployMount = "/run/provkit-deploy"
+
 // deploySysclone is sysclone mode: fetch the image's disk layout, lay the image onto the
 // disks (image.Deploy: partition, mkfs, stream over HTTP, boot loader, fix-ups), and
 // report each step.
 func deploySysclone(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error {
+	// The kernel starts PID 1 without PATH; the deploy tools are in the initramfs's
+	// /usr/sbin (image.ProgramFiles).
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+	}
 	base := strings.TrimSuffix(cfg.SyscloneURL.String(), "/")
 	resp, err := getWithRetry(ctx, base+"/"+image.CloneLayout, con)
 	if err != nil {
@@ -36,6 +46,7 @@ func deploySysclone(ctx context.Context, cfg Config, ni netInfo, rep *reporter, 
 	}
 	spec := image.DeploySpec{
 		Layout: layout,
+		Mount:  deployMount,
 		Image: func(ctx context.Context) (io.ReadCloser, error) {
 			resp, err := getWithRetry(ctx, base+"/"+image.CloneImageFile, con)
 			if err != nil {

@@ -87,6 +87,7 @@ func TestRootLoopSysclone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	deployMount = t.TempDir()
 	var con bytes.Buffer
 	c := &console{w: &con, start: time.Now()}
 	if err := deploySysclone(ctx, cfg, netInfo{Iface: "ens3", MAC: "52:54:00:98:00:09"}, newReporter(cfg, c), c); err != nil {
