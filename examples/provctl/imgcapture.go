@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,9 +80,13 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 			for _, w := range res.Stats.Warnings {
 				fmt.Fprintf(a.stderr, "Warning: %s\n", w)
 			}
-			attrs, err := finishCapture(ctx, dir, res, a.stderr)
+			attrs, layout, err := finishCapture(ctx, dir, res, a.stderr)
 			if err != nil {
 				return err
+			}
+			bootDir := filepath.Join(orDefault(v.Site("tftpdir"), "/tftpboot"), "xcat", "osimage", osimage)
+			if err := deployBoot(ctx, bootDir, dir, agent, res.Info.Kernel, layout); err != nil {
+				fmt.Fprintf(a.stderr, "Warning: no deploy kernel and initramfs in %s: %v (nodeset %s cannot deploy nodes until it has them)\n", bootDir, err, osimage)
 			}
 			attrs = append(attrs, cluster.Assign{Attr: "description", Value: "sysclone capture of " + n.Name})
 			s, err := a.open(ctx)
@@ -122,23 +129,24 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 // finishCapture writes what a deploy needs next to the captured tree (the golden node's
 // report, its disk layout, the packed image, its kernel and initrd) and returns the
 // osimage attributes.
-func finishCapture(ctx context.Context, dir string, res image.CaptureResult, warn io.Writer) ([]cluster.Assign, error) {
+func finishCapture(ctx context.Context, dir string, res image.CaptureResult, warn io.Writer) ([]cluster.Assign, image.DiskLayout, error) {
 	info := res.Info
 	tree := filepath.Join(dir, image.CloneTreeDir)
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := writeFileAtomic(filepath.Join(dir, image.CloneInfo), b); err != nil {
-		return nil, err
+		return nil, image.DiskLayout{}, err
 	}
 	layout, err := image.LayoutFromInfo(info)
 	if err != nil {
 		// Kept: the tree is good, but no deploy can lay it out until the layout is known.
 		fmt.Fprintf(warn, "Warning: %v: nodes cannot be deployed from this image\n", err)
+		layout = image.DiskLayout{}
 		_ = os.Remove(filepath.Join(dir, image.CloneLayout))
 	} else {
 		layout.Bootloader = image.DetectBootloader(tree)
 		b, _ := json.MarshalIndent(layout, "", "  ")
 		if err := writeFileAtomic(filepath.Join(dir, image.CloneLayout), b); err != nil {
-			return nil, err
+			return nil, layout, err
 		}
 	}
 	// The golden node's kernel and initrd, for the osimage's boot files.
@@ -157,10 +165,10 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 			}
 			data, err := os.ReadFile(src)
 			if err != nil {
-				return nil, err
+				return nil, layout, err
 			}
 			if err := writeFileAtomic(filepath.Join(dir, k.dst), data); err != nil {
-				return nil, err
+				return nil, layout, err
 			}
 			found = true
 			break
@@ -172,7 +180,7 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 	}
 	tmp, err := os.CreateTemp(dir, ".rootimg.sysclone-")
 	if err != nil {
-		return nil, err
+		return nil, layout, err
 	}
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	_, err = image.PackClone(ctx, tree, bw)
@@ -187,7 +195,7 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return nil, fmt.Errorf("imgcapture: pack %s: %w", tree, err)
+		return nil, layout, fmt.Errorf("imgcapture: pack %s: %w", tree, err)
 	}
 	attrs := []cluster.Assign{{Attr: "imagetype", Value: "linux"}, {Attr: "provmethod", Value: "sysclone"},
 		{Attr: "osname", Value: "Linux"}, {Attr: "rootimgdir", Value: dir}, {Attr: "kernelver", Value: info.Kernel},
@@ -198,7 +206,7 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 	if layout.Disks != nil {
 		attrs = append(attrs, cluster.Assign{Attr: "partitionfile", Value: filepath.Join(dir, image.CloneLayout)})
 	}
-	return attrs, nil
+	return attrs, layout, nil
 }
 
 // osVers makes xCAT's osvers (debian12, rhels9.4, ubuntu24.04) from os-release.
@@ -228,4 +236,63 @@ func writeFileAtomic(p string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, p)
+}
+
+// deployBoot writes the boot files of a sysclone deploy into bootDir (tftpdir/xcat/
+// osimage/<image>, where provd's boot configs point): the golden node's kernel, and an
+// initramfs with nodeinit as /init, the golden kernel's disk, network and filesystem
+// modules, and the image's own partitioning and mkfs programs.
+func deployBoot(ctx context.Context, bootDir, dir, agent, kver string, layout image.DiskLayout) error {
+	tree := filepath.Join(dir, image.CloneTreeDir)
+	if len(layout.Disks) == 0 {
+		return errors.New("no disk layout was recorded")
+	}
+	kernel, err := os.ReadFile(filepath.Join(dir, "kernel"))
+	if err != nil {
+		return err
+	}
+	modDir := filepath.Join(tree, "lib/modules", kver)
+	have := map[string]bool{}
+	_ = filepath.WalkDir(modDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if name, _, ok := strings.Cut(d.Name(), ".ko"); ok {
+				have[strings.ReplaceAll(name, "-", "_")] = true
+			}
+		}
+		return nil
+	})
+	if len(have) == 0 {
+		return fmt.Errorf("no kernel modules in %s", modDir)
+	}
+	want := append(image.VirtioNetModules(), "e1000", "e1000e", "igb", "ixgbe", "virtio_blk", "virtio_scsi", "ahci", "sd_mod", "nvme")
+	for _, d := range layout.Disks {
+		for _, p := range d.Partitions {
+			switch p.FSType {
+			case "ext2", "ext3", "ext4":
+				want = append(want, "ext4")
+			case "xfs", "vfat", "btrfs":
+				want = append(want, p.FSType)
+			}
+		}
+	}
+	var mods []string
+	for _, m := range want {
+		if have[m] && !slices.Contains(mods, m) {
+			mods = append(mods, m)
+		}
+	}
+	tools, err := image.ProgramFiles(tree, append(image.DeployTools, layout.MkfsTools()...)...)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(bootDir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(bootDir, "kernel"), kernel); err != nil {
+		return err
+	}
+	_, err = image.WriteInitramfsFile(ctx, filepath.Join(bootDir, "initrd-sysclone.gz"), image.InitramfsSpec{
+		Init: agent, KernelRoot: tree, KernelVersion: kver, Modules: mods, Files: tools,
+	})
+	return err
 }

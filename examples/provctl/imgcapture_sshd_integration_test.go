@@ -151,6 +151,7 @@ func TestSSHDImgcapture(t *testing.T) {
 	c := newCLI(t)
 	inst := filepath.Join(c.dir, "install")
 	c.ok("chtab", "key=installdir", "site.value="+inst)
+	c.ok("chtab", "key=tftpdir", "site.value="+filepath.Join(c.dir, "tftpboot"))
 	c.ok("nodeadd", "golden", "groups=all", "hosts.ip=127.0.0.1")
 	args := []string{"imgcapture", "golden", "-t", "sysclone", "-o", "gold1", "--root", golden,
 		"--port", fmt.Sprint(port), "-i", key, "--known-hosts", kh, "--nodeinit", agent}
