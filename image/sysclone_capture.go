@@ -52,6 +52,9 @@ type CaptureSpec struct {
 	// DefaultCaptureExclude (and CacheExclude and HostIdentityExclude unless kept).
 	Exclude                  []string
 	KeepCaches, KeepIdentity bool
+	// NoDefaultExclude drops DefaultCaptureExclude: only Exclude (and the caches and
+	// identity unless kept) is left out. For trees that are not a running system.
+	NoDefaultExclude bool
 	// SSH says how to reach the golden node.
 	SSH SSHConfig
 	// Agent is the capture agent to run on the golden node: a static Linux executable
@@ -78,7 +81,10 @@ type CaptureResult struct {
 
 // Excludes returns the patterns a capture with spec uses.
 func (s *CaptureSpec) Excludes() []string {
-	ex := append([]string(nil), DefaultCaptureExclude...)
+	var ex []string
+	if !s.NoDefaultExclude {
+		ex = append(ex, DefaultCaptureExclude...)
+	}
 	if !s.KeepCaches {
 		ex = append(ex, CacheExclude...)
 	}

@@ -50,10 +50,9 @@ func capture(args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	spec := image.CaptureSpec{Dir: *dir, Root: *root, Agent: *agent, KeepCaches: true, KeepIdentity: true,
+	spec := image.CaptureSpec{Dir: *dir, Root: *root, Agent: *agent, KeepCaches: true, KeepIdentity: true, NoDefaultExclude: true,
 		SSH: image.SSHConfig{Addr: *addr, KeyFiles: []string{*key}, KnownHosts: []string{*kh}, NoAgent: true}}
-	// The bench trees are plain directories: nothing of DefaultCaptureExclude applies
-	// but what the peers also copy.
+	// The bench tree is a plain directory: everything is copied, as the peers do.
 	res, err := image.Capture(context.Background(), spec)
 	if err != nil {
 		return err
