@@ -35,6 +35,9 @@ const (
 	CloneImageFile = "rootimg.sysclone"
 	CloneLayout    = "layout.json"
 	CloneInfo      = "golden.json"
+	// CloneOverrides lists, one per line, the override trees laid over the image on
+	// every clone, in order; each is packed as overrides/<name>.sysclone.
+	CloneOverrides = "overrides.list"
 )
 
 // PackClone writes the tree dir as a packed clone stream (the file CloneImageFile) to w:
@@ -61,6 +64,10 @@ func PackClone(ctx context.Context, dir string, w io.Writer) (int64, error) {
 // freshly made filesystem. Owners, modes, times, links, device nodes, holes and xattrs
 // are restored.
 func ReceiveClone(ctx context.Context, r io.Reader, dir string, log *slog.Logger) (CaptureStats, error) {
+	return receivePacked(ctx, r, dir, log, false)
+}
+
+func receivePacked(ctx context.Context, r io.Reader, dir string, log *slog.Logger, overlay bool) (CaptureStats, error) {
 	start := time.Now()
 	var stats CaptureStats
 	br := bufio.NewReaderSize(r, 256<<10)
@@ -73,13 +80,20 @@ func ReceiveClone(ctx context.Context, r io.Reader, dir string, log *slog.Logger
 		return stats, err
 	}
 	defer rcv.close()
-	rcv.inline, rcv.fresh = true, true
+	rcv.inline, rcv.fresh, rcv.overlay = true, !overlay, overlay
 	err = rcv.run(ctx, newFrameReader(br), nil)
 	if err == nil {
 		err = rcv.finish()
 	}
 	stats.Elapsed = time.Since(start)
 	return stats, err
+}
+
+// ReceiveOverlay lays a packed clone stream over the tree in dir, as SystemImager's
+// override directories are: its files replace those of the same name, nothing else is
+// removed, and dir itself keeps its owner, mode and time.
+func ReceiveOverlay(ctx context.Context, r io.Reader, dir string, log *slog.Logger) (CaptureStats, error) {
+	return receivePacked(ctx, r, dir, log, true)
 }
 
 // DeploySpec describes laying a sysclone image onto a node's disks.
@@ -94,6 +108,9 @@ type DeploySpec struct {
 	// Mount is where the target's filesystems are mounted while the image is laid. If
 	// empty, a temporary directory.
 	Mount string
+	// Overrides open packed override trees (PackClone of SystemImager-style override
+	// directories), laid over the image in order after it (ReceiveOverlay).
+	Overrides []func(ctx context.Context) (io.ReadCloser, error)
 	// Fixup makes the clone this node.
 	Fixup NodeFixup
 	// NoBootloader skips the boot loader (tests, or a node that boots over the network).
@@ -102,7 +119,7 @@ type DeploySpec struct {
 	// the program runs in (the boot loader is installed with the image's own tools).
 	Run func(ctx context.Context, chroot string, stdin []byte, argv ...string) ([]byte, error)
 	// Step is told each state as it begins: "partitioning", "formatting", "imaging",
-	// "bootloader", "fixup", "installed".
+	// "overrides" (when there are any), "bootloader", "fixup", "installed".
 	Step   func(state string)
 	Logger *slog.Logger
 }
@@ -273,6 +290,20 @@ func Deploy(ctx context.Context, spec DeploySpec) (res DeployResult, err error) 
 		return res, fmt.Errorf("image: deploy: %w", err)
 	}
 
+	if len(spec.Overrides) > 0 {
+		step("overrides")
+		for i, open := range spec.Overrides {
+			rc, err := open(ctx)
+			if err != nil {
+				return res, fmt.Errorf("image: deploy: override %d: %w", i+1, err)
+			}
+			_, err = ReceiveOverlay(ctx, rc, mnt, log)
+			rc.Close()
+			if err != nil {
+				return res, fmt.Errorf("image: deploy: override %d: %w", i+1, err)
+			}
+		}
+	}
 	if !spec.NoBootloader {
 		step("bootloader")
 		res.Bootloader = DetectBootloader(mnt)

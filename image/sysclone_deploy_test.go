@@ -318,3 +318,44 @@ func TestProgramFiles(t *testing.T) {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 }
+
+func TestReceiveOverlay(t *testing.T) {
+	ctx := context.Background()
+	base, over := t.TempDir(), t.TempDir()
+	for p, s := range map[string]string{"keep.txt": "kept\n", "etc/app.conf": "golden\n"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(base, p)), 0o755)
+		os.WriteFile(filepath.Join(base, p), []byte(s), 0o644)
+	}
+	for p, s := range map[string]string{"etc/app.conf": "override\n", "etc/extra/new.conf": "new\n"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(over, p)), 0o755)
+		os.WriteFile(filepath.Join(over, p), []byte(s), 0o600)
+	}
+	if err := os.Chmod(over, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := PackClone(ctx, over, &buf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReceiveOverlay(ctx, &buf, base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"keep.txt": "kept\n", "etc/app.conf": "override\n", "etc/extra/new.conf": "new\n"} {
+		if b, err := os.ReadFile(filepath.Join(base, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q (%v), want %q", p, b, err, want)
+		}
+	}
+	if fi, _ := os.Stat(base); fi.Mode().Perm() != 0o755 {
+		t.Errorf("the overlay changed the top directory's mode to %v", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(base, "etc/app.conf")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("etc/app.conf mode %v, want the override's 0600", fi.Mode().Perm())
+	}
+	if st.Deleted != 0 {
+		t.Errorf("an overlay deleted %d entries", st.Deleted)
+	}
+}

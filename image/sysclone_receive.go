@@ -39,10 +39,13 @@ type receiver struct {
 	rootFD int
 	inline bool // data comes with the entries; the directory started empty
 	fresh  bool // nothing there before: no comparisons, no deletions
-	root0  bool
-	log    *slog.Logger
-	stats  *CaptureStats
-	prog   *progress
+	// overlay lays the stream over what is there (SystemImager overrides): files are
+	// replaced, nothing is deleted, and the top directory keeps its own metadata.
+	overlay bool
+	root0   bool
+	log     *slog.Logger
+	stats   *CaptureStats
+	prog    *progress
 
 	stack    []*dirState
 	dirTimes []dirTime
@@ -359,7 +362,11 @@ func (r *receiver) pendingName(p string) (*cloneEntry, bool) {
 
 func (r *receiver) pushDir(e *cloneEntry, fd int) error {
 	d := &dirState{rel: e.path, fd: fd}
-	if !r.fresh {
+	if r.overlay && e.path == "." {
+		r.stack = append(r.stack, d)
+		return nil
+	}
+	if !r.fresh && !r.overlay {
 		d.local = map[string]bool{}
 		if dfd, err := unix.Dup(fd); err == nil {
 			f := os.NewFile(uintptr(dfd), e.path)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -68,6 +69,20 @@ func deploySysclone(ctx context.Context, cfg Config, ni netInfo, rep *reporter, 
 		},
 		Logger: slog.New(slog.DiscardHandler),
 	}
+	names, err := overrideNames(ctx, base+"/"+image.CloneOverrides)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		u := base + "/overrides/" + name + ".sysclone"
+		spec.Overrides = append(spec.Overrides, func(ctx context.Context) (io.ReadCloser, error) {
+			resp, err := getWithRetry(ctx, u, con)
+			if err != nil {
+				return nil, err
+			}
+			return resp.Body, nil
+		})
+	}
 	if cfg.StatusURL != nil {
 		spec.Fixup.Status = cfg.StatusURL.String()
 	}
@@ -81,4 +96,40 @@ func deploySysclone(ctx context.Context, cfg Config, ni netInfo, rep *reporter, 
 	con.printf("sysclone: %d entries, %d MB on %s, boot loader %q", res.Stats.Entries, res.Stats.DataBytes>>20,
 		strings.Join(res.Partitions, " "), res.Bootloader)
 	return rep.report(ctx, StateInstalled)
+}
+
+// overrideNames reads the image's override list; an image without one (404) has none.
+func overrideNames(ctx context.Context, u string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sysclone overrides %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sysclone overrides %s: HTTP %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("sysclone overrides %s: %w", u, err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if strings.ContainsAny(l, "/\\ ") || l == "." || l == ".." {
+			return nil, fmt.Errorf("sysclone overrides %s: bad name %q", u, l)
+		}
+		names = append(names, l)
+	}
+	return names, nil
 }

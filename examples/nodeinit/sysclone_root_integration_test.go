@@ -61,6 +61,28 @@ func TestRootLoopSysclone(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(imgdir, image.CloneLayout), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// One override tree (SystemImager style): a file of its own laid over the image.
+	over := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(over, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(over, "etc/motd"), []byte("compute class\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(imgdir, "overrides"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	of, err := os.Create(filepath.Join(imgdir, "overrides/compute.sysclone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.PackClone(ctx, over, of); err != nil {
+		t.Fatal(err)
+	}
+	of.Close()
+	if err := os.WriteFile(filepath.Join(imgdir, image.CloneOverrides), []byte("# classes\ncompute\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	sink := &statusSink{}
 	mux := http.NewServeMux()
 	mux.Handle("/install/sysclone/images/gold/", http.StripPrefix("/install/sysclone/images/gold/", http.FileServer(http.Dir(imgdir))))
@@ -93,7 +115,7 @@ func TestRootLoopSysclone(t *testing.T) {
 	if err := deploySysclone(ctx, cfg, netInfo{Iface: "ens3", MAC: "52:54:00:98:00:09"}, newReporter(cfg, c), c); err != nil {
 		t.Fatalf("deploy: %v\n%s", err, con.String())
 	}
-	want := []string{"n9 partitioning", "n9 formatting", "n9 imaging", "n9 bootloader", "n9 fixup", "n9 installed"}
+	want := []string{"n9 partitioning", "n9 formatting", "n9 imaging", "n9 overrides", "n9 bootloader", "n9 fixup", "n9 installed"}
 	if diff := cmp.Diff(want, sink.states()); diff != "" {
 		t.Errorf("reported states (-want +got):\n%s", diff)
 	}
@@ -108,6 +130,7 @@ func TestRootLoopSysclone(t *testing.T) {
 		"etc/network/interfaces.d/provkit-ens3": "# provkit sysclone: n9's boot interface\nauto ens3\niface ens3 inet dhcp\n",
 		"etc/provkit/node.conf":                 "NODE=n9\nSTATUS=" + srv.URL + "/api/v1/status\n",
 		"usr/bin/tool":                          strings.Repeat("tool ", 50000),
+		"etc/motd":                              "compute class\n",
 	} {
 		if b, err := os.ReadFile(filepath.Join(mnt, p)); err != nil || string(b) != want {
 			t.Errorf("%s = %.60q (%v), want %.60q", p, b, err, want)

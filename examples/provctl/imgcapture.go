@@ -25,7 +25,7 @@ import (
 // and define the osimage (provmethod=sysclone).
 func (a *app) imgcaptureCmd() *cobra.Command {
 	var typ, osimage, nodeinit, root, user string
-	var keys, knownHosts, exclude []string
+	var keys, knownHosts, exclude, overrides []string
 	var port int
 	var keepIdentity, keepCaches, noXattrs bool
 	c := &cobra.Command{
@@ -84,6 +84,9 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := packOverrides(ctx, filepath.Join(orDefault(v.Site("installdir"), "/install"), "sysclone", "overrides"), dir, overrides); err != nil {
+				return err
+			}
 			bootDir := filepath.Join(orDefault(v.Site("tftpdir"), "/tftpboot"), "xcat", "osimage", osimage)
 			if err := deployBoot(ctx, bootDir, dir, agent, res.Info.Kernel, layout); err != nil {
 				fmt.Fprintf(a.stderr, "Warning: no deploy kernel and initramfs in %s: %v (nodeset %s cannot deploy nodes until it has them)\n", bootDir, err, osimage)
@@ -121,6 +124,7 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 	f.StringArrayVarP(&keys, "identity", "i", nil, "private key file (default ~/.ssh/id_*; the ssh-agent's keys are tried first)")
 	f.StringArrayVar(&knownHosts, "known-hosts", nil, "known_hosts file (default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
 	f.IntVar(&port, "port", 22, "the golden node's SSH port")
+	f.StringArrayVar(&overrides, "override", nil, "an override directory (<installdir>/sysclone/overrides/<name>, SystemImager style) laid over the image on every clone, in order")
 	f.StringVar(&user, "user", "root", "the SSH user (its password, if any, comes from the passwd table, key=system)")
 	f.StringVar(&nodeinit, "nodeinit", "", "the nodeinit binary, the capture agent (default: next to provctl)")
 	return c
@@ -295,4 +299,50 @@ func deployBoot(ctx context.Context, bootDir, dir, agent, kver string, layout im
 		Init: agent, KernelRoot: tree, KernelVersion: kver, Modules: mods, Files: tools,
 	})
 	return err
+}
+
+// packOverrides packs the named override directories of overDir for the deploys
+// (overrides/<name>.sysclone) and lists them in image.CloneOverrides; with none, the
+// image has no list.
+func packOverrides(ctx context.Context, overDir, dir string, names []string) error {
+	list := filepath.Join(dir, image.CloneOverrides)
+	if len(names) == 0 {
+		if err := os.Remove(list); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "overrides"), 0o755); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/ \n") {
+			return fmt.Errorf("--override %q: want the name of a directory in %s", n, overDir)
+		}
+		src := filepath.Join(overDir, n)
+		if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--override %s: %s is not a directory", n, src)
+		}
+		tmp := filepath.Join(dir, "overrides", "."+n+".sysclone.tmp")
+		f, err := os.Create(tmp)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriter(f)
+		_, err = image.PackClone(ctx, src, bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, filepath.Join(dir, "overrides", n+".sysclone"))
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("--override %s: %w", n, err)
+		}
+	}
+	return writeFileAtomic(list, []byte(strings.Join(names, "\n")+"\n"))
 }

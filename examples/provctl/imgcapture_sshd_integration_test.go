@@ -153,7 +153,14 @@ func TestSSHDImgcapture(t *testing.T) {
 	c.ok("chtab", "key=installdir", "site.value="+inst)
 	c.ok("chtab", "key=tftpdir", "site.value="+filepath.Join(c.dir, "tftpboot"))
 	c.ok("nodeadd", "golden", "groups=all", "hosts.ip=127.0.0.1")
-	args := []string{"imgcapture", "golden", "-t", "sysclone", "-o", "gold1", "--root", golden,
+	over := filepath.Join(inst, "sysclone/overrides/compute/etc")
+	if err := os.MkdirAll(over, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(over, "motd"), []byte("compute\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"imgcapture", "golden", "-t", "sysclone", "-o", "gold1", "--root", golden, "--override", "compute",
 		"--port", fmt.Sprint(port), "-i", key, "--known-hosts", kh, "--nodeinit", agent}
 	out := c.ok(args...)
 	if !strings.Contains(out, "osimage gold1") || !strings.Contains(out, "(full:") {
@@ -181,6 +188,12 @@ func TestSSHDImgcapture(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || string(b) != want {
 			t.Errorf("%s: %q, %v", f, b, err)
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, image.CloneOverrides)); err != nil || string(b) != "compute\n" {
+		t.Errorf("%s: %q, %v", image.CloneOverrides, b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "overrides/compute.sysclone")); err != nil {
+		t.Errorf("override not packed: %v", err)
 	}
 	// The packed image lays the same tree.
 	f, err := os.Open(filepath.Join(dir, image.CloneImageFile))
