@@ -40,15 +40,21 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 			if osimage == "" || strings.ContainsAny(osimage, "/ \n") || osimage == "." || osimage == ".." {
 				return fmt.Errorf("-o %q: give the name of the osimage to make", osimage)
 			}
-			agent, err := nodeinitPath(nodeinit)
-			if err != nil {
-				return err
-			}
 			v, err := a.view(ctx)
 			if err != nil {
 				return err
 			}
 			n, err := v.Node(args[0])
+			if err != nil {
+				return err
+			}
+			overDir := filepath.Join(orDefault(v.Site("installdir"), "/install"), "sysclone", "overrides")
+			for _, o := range overrides {
+				if fi, err := os.Stat(filepath.Join(overDir, o)); o == "" || strings.ContainsAny(o, "/ \n") || err != nil || !fi.IsDir() {
+					return fmt.Errorf("--override %q: want the name of a directory in %s", o, overDir)
+				}
+			}
+			agent, err := nodeinitPath(nodeinit)
 			if err != nil {
 				return err
 			}
@@ -84,7 +90,7 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := packOverrides(ctx, filepath.Join(orDefault(v.Site("installdir"), "/install"), "sysclone", "overrides"), dir, overrides); err != nil {
+			if err := packOverrides(ctx, overDir, dir, overrides); err != nil {
 				return err
 			}
 			bootDir := filepath.Join(orDefault(v.Site("tftpdir"), "/tftpboot"), "xcat", "osimage", osimage)
