@@ -25,4 +25,8 @@
 //
 // Rsetboot does the same for boot devices ("n1: Network"), and StatWithPower gives
 // nodestat -p's "noping(off)" from a Stat result.
+//
+// Configuring a node's own BMC from the node (xCAT's bmcsetup, which discovery's
+// runcmd=bmcsetup runs in the discovery image) is package bmc/ipmi/inband: in-band IPMI
+// through /dev/ipmi0, no network and no password needed.
 package bmc

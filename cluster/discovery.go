@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -95,6 +96,86 @@ type DiscoverResult struct {
 	Next string
 	// State is the boot state nodeset recorded (chain.currstate), if any.
 	State string
+	// BMC is what the chain's runcmd=bmcsetup asks the node to set on its BMC, over
+	// in-band IPMI, before it goes on; nil when the chain has no bmcsetup.
+	BMC *BMCSetup
+}
+
+// A BMCSetup is the configuration xCAT's bmcsetup gives a discovered node's BMC: a
+// static address, the administrator account and, optionally, a VLAN. Its String and
+// LogValue leave the password out.
+type BMCSetup struct {
+	// Addr is the BMC's address (ipmi.bmc, or the hosts.ip of the node it names) with
+	// the prefix length of the networks entry that contains it.
+	Addr netip.Prefix
+	// Gateway is that network's gateway (networks.gateway), if it is an address in it.
+	Gateway netip.Addr
+	// User and Password are ipmi.username and ipmi.password, else the passwd table's
+	// key=ipmi entry.
+	User, Password string
+	// VLAN is ipmi.taggedvlan (1 to 4094), 0 for none.
+	VLAN int
+}
+
+func (b BMCSetup) String() string {
+	s := fmt.Sprintf("ip %s gateway %s user %s", b.Addr, b.Gateway, b.User)
+	if b.VLAN != 0 {
+		s += fmt.Sprintf(" vlan %d", b.VLAN)
+	}
+	return s
+}
+
+// LogValue is b for slog, without the password.
+func (b BMCSetup) LogValue() slog.Value { return slog.StringValue(b.String()) }
+
+// bmcSetup works out runcmd=bmcsetup's settings for node, or why there are none.
+func (v *View) bmcSetup(node string) (*BMCSetup, error) {
+	bmc := v.Column(node, "ipmi", "bmc")
+	if bmc == "" {
+		return nil, errors.New("the node has no ipmi.bmc")
+	}
+	ip, err := netip.ParseAddr(bmc)
+	if err != nil {
+		if ip, err = netip.ParseAddr(v.NodeAttr(bmc, "ip")); err != nil {
+			return nil, fmt.Errorf("ipmi.bmc %q is neither an IPv4 address nor a name with hosts.ip", bmc)
+		}
+	}
+	if !ip.Is4() {
+		return nil, fmt.Errorf("ipmi.bmc %s is not an IPv4 address", ip)
+	}
+	b := &BMCSetup{User: v.Column(node, "ipmi", "username"), Password: v.Column(node, "ipmi", "password")}
+	if b.User == "" || b.Password == "" {
+		user, pass := v.passwd("ipmi")
+		b.User, b.Password = cmp.Or(b.User, user), cmp.Or(b.Password, pass)
+	}
+	if b.User == "" || b.Password == "" {
+		return nil, errors.New("no BMC user or password: set ipmi.username and ipmi.password, or the passwd table's key=ipmi")
+	}
+	if len(b.User) > 16 || len(b.Password) > 20 {
+		return nil, errors.New("the BMC user name is longer than 16 bytes or its password longer than 20 (IPMI's limits)")
+	}
+	for _, n := range v.rows["networks"] {
+		p, ok := networkPrefix(n["net"], n["mask"])
+		if !ok || !p.Contains(ip) || IsDisabled(n["disable"]) {
+			continue
+		}
+		b.Addr = netip.PrefixFrom(ip, p.Bits())
+		if gw, err := netip.ParseAddr(n["gateway"]); err == nil && p.Contains(gw) && gw != ip {
+			b.Gateway = gw
+		}
+		break
+	}
+	if !b.Addr.IsValid() {
+		return nil, fmt.Errorf("no networks entry contains the BMC's address %s (its netmask and gateway come from there)", ip)
+	}
+	if vl := v.Column(node, "ipmi", "taggedvlan"); vl != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(strings.ToLower(vl), "vl"))
+		if err != nil || n < 1 || n > 4094 {
+			return nil, fmt.Errorf("ipmi.taggedvlan %q: want a VLAN ID from 1 to 4094", vl)
+		}
+		b.VLAN = n
+	}
+	return b, nil
 }
 
 // seqKey is the site key that holds the parameters of a running sequential discovery, as
@@ -658,8 +739,11 @@ func (v *View) record(ctx context.Context, tx Tx, d *Discovered, node, method st
 // steps go to chain.currchain and are taken in order; osimage=<image> (or netboot,
 // statelite, install: the node's provmethod) runs nodeset and reboots the node into it,
 // boot/reboot reboots it to boot from its disk, shell and standby keep it in the
-// discovery image. runcmd= and runimage= need xCAT's genesis and are skipped with a
-// reason. An empty chain leaves the node in standby, as in xCAT.
+// discovery image. runcmd=bmcsetup puts the node's BMC settings (BMCSetup) in the
+// result, for the discovery image to set over in-band IPMI before it goes on; it is
+// skipped with the reason when the tables do not give them. Other runcmd= and
+// runimage= steps need xCAT's genesis and are skipped with a reason. An empty chain
+// leaves the node in standby, as in xCAT.
 func (v *View) runChain(ctx context.Context, tx Tx, node string, seq *SeqParams, res *DiscoverResult) error {
 	chain := splitList(v.NodeAttr(node, "chain"))
 	if seq != nil && seq.OSImage != "" {
@@ -674,8 +758,17 @@ func (v *View) runChain(ctx context.Context, tx Tx, node string, seq *SeqParams,
 		verb, arg, _ := strings.Cut(step, "=")
 		switch verb {
 		case "runcmd", "runimage":
-			res.Skipped = append(res.Skipped, step+": provkit's discovery image runs no commands or images (configure BMCs with provctl rpower/rsetboot and the bmc package)")
-			continue
+			if step != "runcmd=bmcsetup" {
+				res.Skipped = append(res.Skipped, step+": provkit's discovery image runs no commands or images but bmcsetup")
+				continue
+			}
+			b, err := v.bmcSetup(node)
+			if err != nil {
+				res.Skipped = append(res.Skipped, step+": "+err.Error())
+				continue
+			}
+			res.BMC = b
+			res.Done = append(res.Done, step)
 		case "shell":
 			res.Done = append(res.Done, step)
 			res.Next = "shell"

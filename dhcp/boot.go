@@ -109,7 +109,12 @@ type bootClient struct {
 	arch        uint16 // archNone when option 93 is absent
 	vendorClass []byte
 	ipxe        bool // user class iPXE or xNBA
+	ipxeEncap   bool // option 175 (iPXE's encapsulated options) in the request
 }
+
+// noPXEDHCP is option 175 with iPXE's sub-option 176 (no-pxedhcp) set: do not wait for
+// ProxyDHCP offers.
+var noPXEDHCP = []byte{176, 1, 1}
 
 // chooseFile returns the file for c and whether the reply must carry vendor class
 // "HTTPClient".

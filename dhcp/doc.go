@@ -12,6 +12,9 @@
 //     same node get the same address.
 //   - Boot answers are chosen by client architecture (option 93) and user class (option 77):
 //     BIOS, UEFI x86-64/ARM64, UEFI HTTP boot, and iPXE's own script URL (see Boot).
+//     Replies to iPXE carry no-pxedhcp (option 175.176 = 1), as xCAT's dhcpd.conf does, so
+//     that iPXE does not wait a second for ProxyDHCP offers; a network or host option 175
+//     replaces it (for sites with a ProxyDHCP server).
 //   - Relayed requests (giaddr) are answered through the relay, option 82 echoed, the subnet
 //     chosen by giaddr or link selection.
 //   - The serve loop is our own over the insomniacslk/dhcp codec: a bounded pool of workers,

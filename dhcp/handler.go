@@ -108,6 +108,7 @@ func parse(pkt []byte, rq *request) bool {
 	}
 	rq.boot.vendorClass = o[60]
 	rq.boot.ipxe = isIPXE(o[77])
+	_, rq.boot.ipxeEncap = o[175]
 	return true
 }
 
@@ -595,6 +596,12 @@ func (st *state) reply(w *slot, m *pktMeta, rq *request, ns *netState, mt dhcpv4
 	}
 	if rq.requestedOption(119) {
 		r.setString(119, ns.search, true)
+	}
+	if rq.boot.ipxeEncap {
+		// iPXE waits a second for ProxyDHCP offers unless told there are none; xCAT's
+		// dhcpd.conf says so for every client (option gpxe.no-pxedhcp 1). A network or
+		// host option 175 replaces this.
+		r.setBytes(175, noPXEDHCP, false)
 	}
 	for i := range ns.n.Options {
 		o := &ns.n.Options[i]

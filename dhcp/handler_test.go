@@ -804,3 +804,34 @@ func TestServerConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestIPXENoProxyDHCP: a request with iPXE's option 175 gets 175.176 (no-pxedhcp) = 1, as
+// xCAT's dhcpd.conf gives every client, so iPXE does not wait a second for ProxyDHCP
+// offers; a network option 175 replaces it; other clients get no option 175.
+func TestIPXENoProxyDHCP(t *testing.T) {
+	ipxeEncap := dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(175), []byte{177, 5, 1, 0x10, 0xec, 0x00, 0x00}))
+	custom := testNet()
+	custom.Options = []Option{{Code: 175, Value: []byte{176, 1, 0}}}
+	tests := []struct {
+		name string
+		net  Network
+		mods []dhcpv4.Modifier
+		want []byte // nil: no option 175
+	}{
+		{"iPXE", testNet(), []dhcpv4.Modifier{ipxeEncap, dhcpv4.WithOption(dhcpv4.OptUserClass("iPXE"))}, []byte{176, 1, 1}},
+		{"network option 175 wins", custom, []dhcpv4.Modifier{ipxeEncap, dhcpv4.WithRequestedOptions(dhcpv4.GenericOptionCode(175))}, []byte{176, 1, 0}},
+		{"PXE ROM", testNet(), []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC))}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, &Server{Networks: []Network{tc.net}})
+			ack := h.dora(mac1, eth0(), tc.mods...)
+			if ack == nil {
+				t.Fatal("no ACK")
+			}
+			if diff := cmp.Diff(tc.want, ack.Options.Get(dhcpv4.GenericOptionCode(175))); diff != "" {
+				t.Errorf("option 175 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,9 +1,11 @@
 // Package ipmi is a codec for IPMI v2.0 over LAN (RMCP+, "lanplus"): the RMCP+ session
 // packet with its integrity trailer and AES-CBC-128 confidentiality, the Open Session and
 // RAKP 1-4 handshake messages with their key derivation, IPMI request and response
-// messages, and the chassis commands used for power and boot-device control.
+// messages, the chassis commands used for power and boot-device control, and the LAN
+// configuration, user and channel access commands of xCAT's bmcsetup (lan.go).
 //
-// It holds no sockets: package lanplus is the client that speaks it over UDP, and
+// It holds no sockets: package lanplus is the client that speaks it over UDP, package
+// inband the one that speaks it to the local BMC through /dev/ipmi0, and
 // package bmctest has a small BMC built on it for tests. Cipher suites 3
 // (RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128) and 17 (RAKP-HMAC-SHA256,
 // HMAC-SHA256-128, AES-CBC-128) are supported.

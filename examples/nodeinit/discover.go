@@ -56,6 +56,8 @@ type Answer struct {
 	Action  string `json:"action"`
 	Retry   int    `json:"retry,omitempty"`
 	Message string `json:"message,omitempty"`
+	// BMC is what runcmd=bmcsetup sets on the node's BMC before it acts (bmcsetup.go).
+	BMC *BMCConfig `json:"bmc,omitempty"`
 }
 
 // lldpCollector listens for LLDP on every Ethernet interface from the moment discovery
@@ -232,9 +234,24 @@ func discover(ctx context.Context, m machine, con *console, cfg Config, rep Repo
 	con.printf("discovery: %s (%s, %d CPUs, %d MiB, serial %q, %d interfaces): reporting to %s",
 		rep.UUID, orUnknown(rep.MTM), rep.CPUCount, rep.MemoryMiB, rep.Serial, len(rep.NICs), cfg.DiscoverURL)
 	client := newHTTPClient()
+	bmcDone := false
 	for {
 		ans, err := m.postReport(ctx, client, cfg.DiscoverURL.String(), rep)
 		retry := time.Duration(discoverRetryDefault) * time.Second
+		if err == nil && ans.BMC != nil && !bmcDone {
+			bmcDone = true
+			con.printf("bmcsetup: setting the BMC to %s gateway %s user %s over in-band IPMI", ans.BMC.Addr, orUnknown(ans.BMC.Gateway), ans.BMC.User)
+			res := m.bmcSetup(ctx, *ans.BMC, con)
+			res.UUID, res.Node = rep.UUID, ans.Node
+			if res.OK {
+				con.printf("bmcsetup: done on channel %d, user %d: %s", res.Channel, res.UserID, strings.Join(res.Steps, ", "))
+			} else {
+				con.warn("bmcsetup: failed: %s", res.Error)
+			}
+			if err := m.postBMCResult(ctx, client, bmcResultURL(cfg.DiscoverURL.String()), res); err != nil {
+				con.warn("bmcsetup: report: %v", err)
+			}
+		}
 		switch {
 		case err != nil:
 			con.warn("discovery: %v", err)

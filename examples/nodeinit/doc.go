@@ -121,6 +121,19 @@
 //	    chain ran nodeset), "shell" (a shell from the initramfs, then reboot), or
 //	    "wait": ask again after "retry" seconds (at most 300; 10 if absent), as it also
 //	    does when provd cannot be reached. It asks until told to reboot.
+//	    When the node's chain has runcmd=bmcsetup, the answer also has
+//	      "bmc": {"addr": "10.98.1.7/16", "gateway": "10.98.0.254",
+//	              "user": ..., "password": ..., "vlan": N}
+//	    and nodeinit first sets it on the node's BMC over in-band IPMI (/dev/ipmi0 of
+//	    the ipmi_msghandler, ipmi_devintf and ipmi_si modules, which provctl mknb puts
+//	    in the discovery image; package bmc/ipmi/inband): static address, netmask,
+//	    gateway and VLAN of the LAN channel, the user's name, password, administrator
+//	    privilege and enable, the channel's access. It then POSTs what it did to
+//	    <url>/bmcsetup, {"uuid", "node", "ok", "channel", "userid", "steps": [...],
+//	    "error"}, and goes on with the action whether it worked or not (provd logs
+//	    "bmcsetup done" or "bmcsetup failed" with the reason). It does this once per
+//	    boot. The password is never printed; it comes in provd's plain HTTP answer on
+//	    the provisioning network, as in xCAT's genesis.
 //	provkit.lldpwait=<seconds>
 //	    How long to listen for the switch's LLDP frame before reporting (0 to 300,
 //	    default 10). Switches send LLDP every 30 s by default; one that saw no frame

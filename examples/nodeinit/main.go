@@ -92,6 +92,10 @@ type machine struct {
 	startDiscovery func(ctx context.Context, cfg Config, con *console) func(netInfo) Report
 	postReport     func(ctx context.Context, client *http.Client, url string, rep Report) (Answer, error)
 	after          func(time.Duration) <-chan time.Time
+	// bmcSetup applies runcmd=bmcsetup's settings over in-band IPMI; postBMCResult
+	// reports what it did.
+	bmcSetup      func(ctx context.Context, c BMCConfig, con *console) BMCResult
+	postBMCResult func(ctx context.Context, client *http.Client, url string, res BMCResult) error
 	// Sysclone mode: deploy lays the image onto the disks, reporting each step.
 	deploy func(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error
 }
@@ -119,9 +123,11 @@ func realMachine() machine {
 			lc := startLLDP(ctx, cfg.LLDPWait, con)
 			return func(ni netInfo) Report { return collectReport(lc, ni) }
 		},
-		postReport: postReport,
-		after:      time.After,
-		deploy:     deploySysclone,
+		postReport:    postReport,
+		after:         time.After,
+		bmcSetup:      setupBMC,
+		postBMCResult: postBMCResult,
+		deploy:        deploySysclone,
 	}
 }
 

@@ -316,7 +316,7 @@ func (a *app) mknbCmd() *cobra.Command {
 				Dir:        dir,
 				KernelDeb:  kernelDeb,
 				Init:       init,
-				Modules:    append(image.VirtioNetModules(), "e1000", "e1000e", "virtio_blk"),
+				Modules:    append(image.VirtioNetModules(), "e1000", "e1000e", "virtio_blk", "ipmi_msghandler", "ipmi_devintf", "ipmi_si"),
 				KernelName: "genesis.kernel." + arch,
 				InitrdName: "genesis.fs." + arch + ".gz",
 				Logger:     slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),

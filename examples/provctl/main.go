@@ -97,6 +97,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
 		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
 		a.genimageCmd(), a.packimageCmd(), a.imgcaptureCmd(),
+		a.hasetupCmd(), a.hafailoverCmd(),
 		a.makednsCmd(), a.mknbCmd(), a.nodediscoverstartCmd(), a.nodediscoverstopCmd(), a.nodediscoverstatusCmd(), a.nodediscoverlsCmd(), a.nodediscoverdefCmd(),
 	} {
 		root.AddCommand(c)

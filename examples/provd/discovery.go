@@ -26,7 +26,10 @@ const discoverRetry = 10
 // the discovery image posts what it found about itself (glue.DiscoveryReport); provd
 // matches it to a node (cluster.Discover: by MAC, switch port or in sequence), records
 // it, runs the node's chain (nodeset to its osimage) and answers what to do next
-// (glue.DiscoveryAnswer): reboot into it, or wait and ask again.
+// (glue.DiscoveryAnswer): reboot into it, or wait and ask again; with the BMC's settings
+// when the chain has runcmd=bmcsetup, which the node sets over in-band IPMI and reports
+// on to bmcResultHandler. The settings hold the BMC password: like the whole exchange
+// (and xCAT's), it is plain HTTP on the provisioning network.
 //
 // A node may only report from the address its DHCP lease gives the MAC it reports as
 // its boot MAC (when provd serves DHCP), so that nobody can claim another machine's name.
@@ -83,6 +86,10 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Serve the new reservation and boot config at once, not at the next poll.
 		h.views.Fresh(r.Context())
 		ans = glue.DiscoveryAnswer{Node: res.Node, IP: res.IP.String(), Action: res.Next}
+		if res.BMC != nil {
+			ans.BMC = glue.NewDiscoveryBMC(res.BMC)
+			h.log.Info("discovery: bmcsetup sent", "node", res.Node, "bmc", res.BMC) // LogValue: no password
+		}
 		switch res.Next {
 		case "reboot":
 			ans.Message = fmt.Sprintf("you are %s: reboot into %s", res.Node, orDefault(res.State, "the next boot"))
@@ -97,6 +104,52 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(ans)
+}
+
+// bmcResultHandler takes what a node reports after runcmd=bmcsetup
+// (POST /api/v1/discover/bmcsetup, glue.DiscoveryBMCResult) and logs it: "bmcsetup
+// done" with the steps, or "bmcsetup failed" with the node's error. The result must
+// come from the address the node's discovery report came from (its discoverydata row).
+type bmcResultHandler struct {
+	store   cluster.Store
+	views   *views
+	log     *slog.Logger
+	metrics *metrics
+}
+
+func (h *bmcResultHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "POST a bmcsetup result (JSON)", http.StatusMethodNotAllowed)
+		return
+	}
+	var res glue.DiscoveryBMCResult
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&res); err != nil {
+		http.Error(w, "bad bmcsetup result: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !h.views.Current().IsNode(res.Node) {
+		http.Error(w, fmt.Sprintf("bmcsetup result for %q: no such node", res.Node), http.StatusBadRequest)
+		return
+	}
+	from, _ := remoteAddr(r)
+	rows, err := cluster.DiscoveryRows(r.Context(), h.store, "", res.UUID)
+	if err != nil || len(rows) == 0 || rows[0]["node"] != res.Node {
+		http.Error(w, fmt.Sprintf("bmcsetup result: %q is not the discovery of %s", res.UUID, res.Node), http.StatusBadRequest)
+		return
+	}
+	if !from.IsLoopback() && !strings.Contains(","+rows[0]["otherdata"]+",", ",ip="+from.String()+",") {
+		http.Error(w, fmt.Sprintf("bmcsetup result for %s: not from the address its discovery report came from", res.Node), http.StatusForbidden)
+		return
+	}
+	if res.OK {
+		h.metrics.add("provd_bmcsetup_done_total", 1)
+		h.log.Info("bmcsetup done", "node", res.Node, "uuid", res.UUID, "ip", from, "channel", res.Channel, "user", res.UserID, "steps", strings.Join(res.Steps, ", "))
+	} else {
+		h.metrics.add("provd_bmcsetup_failed_total", 1)
+		h.log.Warn("bmcsetup failed", "node", res.Node, "uuid", res.UUID, "ip", from, "err", res.Error, "steps", strings.Join(res.Steps, ", "))
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // leaseTable is what discovery needs of the DHCP server (*dhcp.Server).

@@ -79,6 +79,10 @@ func sendLLDP(t *testing.T, s *bootSite, frame []byte) {
 // an LLDP frame named, is discovered as the next free node of the sequence started with
 // nodediscoverstart (n1 is taken already), has its chain run (nodeset to its osimage)
 // and reboots into its stateless image under its new name; nodestat shows each step.
+// The chain's runcmd=bmcsetup configures the VM's BMC (ipmi_sim, joined to the VM's KCS
+// interface) over in-band IPMI from the discovery image: the real ipmitool then finds
+// the address, netmask, gateway and VLAN of the tables over lanplus, and logs in as the new
+// user with its new password.
 func TestVMDiscoverySequential(t *testing.T) {
 	testenv.Require(t, vmtest.Needs()...)
 	s := newBootSite(t, netip.MustParsePrefix("10.97.1.1/24"))
@@ -97,6 +101,8 @@ func TestVMDiscoverySequential(t *testing.T) {
 	s.pc("chtab", "node=compute", `hosts.ip=|n(\d+)|10.97.1.($1+10)|`, "noderes.netboot=xnba", "nodehm.serialport=0",
 		"nodehm.serialspeed=115200", "chain.chain=runcmd=bmcsetup,osimage=busybox-netboot")
 	s.pc("chtab", "node=n1", "mac.mac=52:54:00:97:01:01") // discovered before: not free
+	s.pc("mkdef", "-t", "network", "-o", "bmcnet", "net=10.97.2.0", "mask=255.255.255.0", "gateway=10.97.2.254")
+	s.pc("chtab", "node=compute", `ipmi.bmc=|n(\d+)|10.97.2.($1+10)|`, "ipmi.username=ops", "ipmi.password=ops-Pw-42", "ipmi.taggedvlan=12")
 	s.pc("mkdef", "-t", "osimage", "-o", "busybox-netboot", "osvers=busybox", "osarch=x86_64", "profile=compute",
 		"provmethod=netboot", "rootimgdir="+filepath.Join(s.dir, "install/netboot/busybox"), "addkcmdline=quiet panic=-1")
 	s.pc("genimage", "busybox-netboot", "--source", "dir:"+root, "--kernel-deb", s.kernel.Deb, "--nodeinit", s.nodeinit)
@@ -109,8 +115,22 @@ func TestVMDiscoverySequential(t *testing.T) {
 	s.startProvd("--ra-interface", "br0", "--ra-prefix", s.net.Addr6.Masked().String(), "--dns", "10.97.1.1:53")
 
 	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x97, 0x01, 0x0b}
-	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: "new", Reboot: true})
+	bmc := startNSBMC(t, s)
+	// Before: no address on the BMC's LAN channel, and no user ops.
+	if out, err := bmc.ipmitool(bmc.User, bmc.Pass, "lan", "print", "1"); err != nil || !strings.Contains(out, "IP Address              : 0.0.0.0") {
+		t.Fatalf("ipmitool lan print 1 before discovery: %v\n%s", err, out)
+	}
+	if out, err := bmc.ipmitool("ops", "ops-Pw-42", "mc", "info"); err == nil {
+		t.Fatalf("user ops logs in before discovery:\n%s", out)
+	}
+	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: "new", Reboot: true, Args: bmc.qemuArgs()})
 	vm.WaitFor(t, "discovery: I am n2 (10.97.1.12)", 3*time.Minute)
+	if line, err := vm.Await("bmcsetup: done", time.Second); err != nil {
+		failed, _ := vm.Await("bmcsetup: ", time.Second)
+		t.Errorf("bmcsetup did not finish in the discovery image: %q\nipmi_sim log:\n%s", failed, bmc.log())
+	} else {
+		t.Logf("discovery image: %s", line)
+	}
 	t.Logf("qemu start to discovered: %.1fs", vm.Since().Seconds())
 	states := s.waitStatus("n2", "booted", 4*time.Minute)
 	line := vm.WaitFor(t, "PROVKIT-ROOTFS-INIT", time.Minute)
@@ -144,10 +164,29 @@ func TestVMDiscoverySequential(t *testing.T) {
 	}
 	logs := strings.Join(s.provdLog.all(), "\n")
 	for _, want := range []string{"dhcp: unknown node", "path=xcat/xnba/nets/10.97.1.0_24", "path=xcat/genesis.fs.x86_64.gz",
-		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", "step=\"runcmd=bmcsetup", "path=xcat/xnba/nodes/n2"} {
+		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", "runcmd=bmcsetup,osimage=busybox-netboot",
+		`msg="discovery: bmcsetup sent" node=n2 bmc="ip 10.97.2.12/24 gateway 10.97.2.254 user ops vlan 12"`, `msg="bmcsetup done" node=n2`, "path=xcat/xnba/nodes/n2"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("provd's log has no %q", want)
 		}
+	}
+	if strings.Contains(logs, "ops-Pw-42") {
+		t.Errorf("provd's log holds the BMC password")
+	}
+	// From outside the VM, with the real ipmitool over lanplus: the BMC has the tables'
+	// address, netmask and gateway, and the new user logs in with its new password.
+	lan, err := bmc.ipmitool("ops", "ops-Pw-42", "lan", "print", "1")
+	if err != nil {
+		t.Errorf("ipmitool -U ops lan print 1: %v\n%s\nipmi_sim log:\n%s", err, lan, bmc.log())
+	}
+	for _, want := range []string{"IP Address Source       : Static Address", "IP Address              : 10.97.2.12",
+		"Subnet Mask             : 255.255.255.0", "Default Gateway IP      : 10.97.2.254", "802.1q VLAN ID          : 12\n"} {
+		if !strings.Contains(lan, want) {
+			t.Errorf("ipmitool lan print 1 has no %q:\n%s", want, lan)
+		}
+	}
+	if out, err := bmc.ipmitool("ops", "wrong-password", "mc", "info"); err == nil {
+		t.Errorf("ipmitool -U ops with a wrong password logs in:\n%s", out)
 	}
 	if got := s.pc("nodediscoverstop"); !strings.HasPrefix(got, "Discovered 1 nodes.\n    NODE") || !strings.Contains(got, "n2") {
 		t.Errorf("nodediscoverstop = %q", got)

@@ -167,6 +167,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/api/v1/status", &statusHandler{store: store, views: vs, log: log, metrics: m, now: time.Now})
 	dh := &discoverHandler{store: store, views: vs, log: log, metrics: m, now: time.Now}
 	mux.Handle("/api/v1/discover", dh)
+	mux.Handle("/api/v1/discover/bmcsetup", &bmcResultHandler{store: store, views: vs, log: log, metrics: m})
 	mux.Handle("/metrics", m)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	ln, err := net.Listen("tcp", cfg.httpAddr)

@@ -25,7 +25,7 @@ import (
 // bootSite is a cluster made with provctl the way an admin makes one, served by provd
 // inside a network namespace with a bridge, ready for VMs to net-boot from.
 type bootSite struct {
-	t         *testing.T
+	t         testing.TB
 	net       *vmtest.Net
 	kernel    *vmtest.Kernel
 	dir       string
@@ -55,7 +55,7 @@ func (b *lockedBuffer) all() []string {
 	return append([]string(nil), b.lines...)
 }
 
-func newBootSite(t *testing.T, prefix netip.Prefix) *bootSite {
+func newBootSite(t testing.TB, prefix netip.Prefix) *bootSite {
 	t.Helper()
 	s := &bootSite{t: t, dir: t.TempDir(), provdLog: &lockedBuffer{}}
 	s.net = vmtest.NewNet(t, "pd", prefix)
@@ -85,7 +85,7 @@ func (s *bootSite) pc(args ...string) string {
 
 // busyboxRoot makes a tiny root filesystem whose /sbin/init prints a marker with the
 // host name nodeinit set, waits, and powers off.
-func busyboxRoot(t *testing.T, dir, marker string) {
+func busyboxRoot(t testing.TB, dir, marker string) {
 	t.Helper()
 	for _, d := range []string{"bin", "sbin", "proc", "sys", "dev", "run", "tmp", "etc", "var"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -129,14 +129,18 @@ func (s *bootSite) startProvd(args ...string) {
 		}
 	}()
 	go func() { done <- cmd.Wait(); pw.Close() }()
-	s.stopProvd = func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			s.t.Errorf("provd: %v", err)
-		}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && ctx.Err() == nil {
+				s.t.Errorf("provd: %v", err)
+			}
+		})
 	}
+	s.stopProvd = stop
 	s.t.Cleanup(func() {
-		s.stopProvd()
+		stop()
 		if s.t.Failed() {
 			s.t.Logf("provd log:\n%s", strings.Join(s.provdLog.all(), "\n"))
 		}
@@ -201,27 +205,38 @@ func (s *bootSite) waitStatus(node, want string, timeout time.Duration) []string
 // for n1 gets its address from provd's DHCP, its iPXE script (rendered from the tables on
 // request) and the Debian kernel and provkit's initramfs over HTTP, and boots the stateless
 // image that provctl genimage/packimage built; nodestat shows n1 booted.
-func TestVMStatelessBoot(t *testing.T) {
-	testenv.Require(t, vmtest.Needs()...)
-	s := newBootSite(t, netip.MustParsePrefix("10.93.0.1/24"))
+// statelessSite makes a site whose node n1 (MAC 52:54:00:93:00:01) is set to boot a
+// busybox image that provctl genimage/packimage built, as TestVMStatelessBoot and the boot
+// benchmark use it. provd is not started.
+func statelessSite(tb testing.TB, prefix netip.Prefix) *bootSite {
+	tb.Helper()
+	s := newBootSite(tb, prefix)
 	root := filepath.Join(s.dir, "src")
-	busyboxRoot(t, root, "PROVKIT-ROOTFS-INIT")
+	busyboxRoot(tb, root, "PROVKIT-ROOTFS-INIT")
+	net3 := prefix.Masked().Addr().String()
+	base := strings.TrimSuffix(net3, ".0") + "."
 
 	s.pc("chtab", "key=tftpdir", "site.value="+filepath.Join(s.dir, "tftpboot"))
 	s.pc("chtab", "key=installdir", "site.value="+filepath.Join(s.dir, "install"))
 	s.pc("chtab", "key=domain", "site.value=cluster.test")
 	s.pc("chtab", "key=dhcpinterfaces", "site.value=br0")
-	s.pc("mkdef", "-t", "network", "-o", "bootnet", "net=10.93.0.0", "mask=255.255.255.0", "mgtifname=br0")
+	s.pc("mkdef", "-t", "network", "-o", "bootnet", "net="+net3, "mask=255.255.255.0", "mgtifname=br0")
 	s.pc("nodeadd", "n[1-2]", "groups=compute,all")
-	s.pc("chtab", "node=compute", `hosts.ip=|n(\d+)|10.93.0.($1+10)|`, "noderes.netboot=xnba", "nodehm.serialport=0", "nodehm.serialspeed=115200")
+	s.pc("chtab", "node=compute", `hosts.ip=|n(\d+)|`+base+`($1+10)|`, "noderes.netboot=xnba", "nodehm.serialport=0", "nodehm.serialspeed=115200")
 	s.pc("chtab", "node=n1", "mac.mac=52:54:00:93:00:01")
 	s.pc("mkdef", "-t", "osimage", "-o", "busybox-netboot", "osvers=busybox", "osarch=x86_64", "profile=compute",
 		"provmethod=netboot", "rootimgdir="+filepath.Join(s.dir, "install/netboot/busybox"), "addkcmdline=quiet panic=-1")
 	s.pc("genimage", "busybox-netboot", "--source", "dir:"+root, "--kernel-deb", s.kernel.Deb, "--nodeinit", s.nodeinit)
 	s.pc("packimage", "busybox-netboot")
 	if got := s.pc("nodeset", "n1", "osimage=busybox-netboot"); got != "n1: netboot busybox-x86_64-compute\n" {
-		t.Fatalf("nodeset = %q", got)
+		tb.Fatalf("nodeset = %q", got)
 	}
+	return s
+}
+
+func TestVMStatelessBoot(t *testing.T) {
+	testenv.Require(t, vmtest.Needs()...)
+	s := statelessSite(t, netip.MustParsePrefix("10.93.0.1/24"))
 	s.startProvd("--ra-interface", "br0", "--ra-prefix", s.net.Addr6.Masked().String())
 
 	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0x93, 0x00, 0x01}, Name: "n1"})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,9 +32,13 @@ type DnsmasqConfig struct {
 
 // Dnsmasq is a running dnsmasq.
 type Dnsmasq struct {
-	Log string // path of its log (DHCP exchanges, TFTP transfers)
-	cmd *exec.Cmd
+	Log  string // path of its log (DHCP exchanges, TFTP transfers)
+	cmd  *exec.Cmd
+	stop func()
 }
+
+// Stop ends dnsmasq before the test does (to let another server take its ports).
+func (d *Dnsmasq) Stop() { d.stop() }
 
 // StartDnsmasq runs dnsmasq on the bridge of n as DHCP server (and TFTP server, and
 // IPv6 router advertiser), the way shared/reference/qemu-pxe-dnsmasq.sh does. DNS is
@@ -68,7 +73,7 @@ func StartDnsmasq(tb testing.TB, n *Net, cfg DnsmasqConfig) *Dnsmasq {
 	if cfg.TFTPRoot != "" {
 		args = append(args, "--enable-tftp", "--tftp-root="+cfg.TFTPRoot)
 	}
-	d.cmd = start(tb, n, "dnsmasq", d.Log, args)
+	d.cmd, d.stop = start(tb, n, "dnsmasq", d.Log, args)
 	return d
 }
 
@@ -78,14 +83,14 @@ func StartDnsmasq(tb testing.TB, n *Net, cfg DnsmasqConfig) *Dnsmasq {
 func StartRA(tb testing.TB, n *Net) {
 	tb.Helper()
 	log := filepath.Join(tb.TempDir(), "ra.log")
-	start(tb, n, "dnsmasq", log, []string{"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
+	_, _ = start(tb, n, "dnsmasq", log, []string{"--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
 		"--pid-file=", "--interface=" + n.Bridge, "--bind-interfaces", "--enable-ra",
 		"--dhcp-range=::,constructor:" + n.Bridge + ",ra-only", "--log-facility=" + log})
 }
 
 // start runs a daemon in the namespace, stops it at the end of the test, and prints its
 // log if the test failed.
-func start(tb testing.TB, n *Net, prog, log string, args []string) *exec.Cmd {
+func start(tb testing.TB, n *Net, prog, log string, args []string) (*exec.Cmd, func()) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := n.NS.Command(ctx, append([]string{prog}, args...)...)
@@ -104,9 +109,10 @@ func start(tb testing.TB, n *Net, prog, log string, args []string) *exec.Cmd {
 		tb.Fatalf("vmtest: %s exited at start: %v\n%s", prog, err, out.String())
 	case <-time.After(300 * time.Millisecond):
 	}
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
 	tb.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		if tb.Failed() {
 			if b, err := os.ReadFile(log); err == nil {
 				tb.Logf("vmtest: %s log (%s):\n%s", prog, log, tail(string(b), 8000))
@@ -116,7 +122,7 @@ func start(tb testing.TB, n *Net, prog, log string, args []string) *exec.Cmd {
 			}
 		}
 	})
-	return cmd
+	return cmd, stop
 }
 
 func tail(s string, n int) string {

@@ -43,6 +43,9 @@ type VMConfig struct {
 	// BootDisk boots from the first disk (-boot c) when Kernel is empty, instead of the
 	// network.
 	BootDisk bool
+	// Args are added to qemu's command line, e.g. an IPMI BMC:
+	// "-chardev", "socket,...", "-device", "ipmi-bmc-extern,...".
+	Args []string
 }
 
 // VM is a running qemu. Its serial console is captured line by line.
@@ -91,6 +94,7 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	if !cfg.Reboot {
 		args = append(args, "-no-reboot")
 	}
+	args = append(args, cfg.Args...)
 	if cfg.FirmwareConsole {
 		args = append(args, "-machine", "graphics=off")
 	}

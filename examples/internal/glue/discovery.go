@@ -63,6 +63,41 @@ type DiscoveryAnswer struct {
 	Action  string `json:"action"`
 	Retry   int    `json:"retry,omitempty"`
 	Message string `json:"message,omitempty"`
+	// BMC is what the chain's runcmd=bmcsetup sets on the node's BMC, over in-band
+	// IPMI, before the node acts; the node posts what it did (DiscoveryBMCResult) to
+	// <discovery URL>/bmcsetup. The password travels in this answer, in plain HTTP on
+	// the provisioning network, as in xCAT.
+	BMC *DiscoveryBMC `json:"bmc,omitempty"`
+}
+
+// DiscoveryBMC is runcmd=bmcsetup's settings (cluster.BMCSetup) in a DiscoveryAnswer.
+type DiscoveryBMC struct {
+	Addr     string `json:"addr"` // "10.98.1.7/16"
+	Gateway  string `json:"gateway,omitempty"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	VLAN     int    `json:"vlan,omitempty"`
+}
+
+// NewDiscoveryBMC is the answer's form of b.
+func NewDiscoveryBMC(b *cluster.BMCSetup) *DiscoveryBMC {
+	d := &DiscoveryBMC{Addr: b.Addr.String(), User: b.User, Password: b.Password, VLAN: b.VLAN}
+	if b.Gateway.IsValid() {
+		d.Gateway = b.Gateway.String()
+	}
+	return d
+}
+
+// DiscoveryBMCResult is what a node posts after runcmd=bmcsetup: whether its BMC took the
+// settings, the steps done (never the password) or the error.
+type DiscoveryBMCResult struct {
+	UUID    string   `json:"uuid"`
+	Node    string   `json:"node"`
+	OK      bool     `json:"ok"`
+	Channel int      `json:"channel,omitempty"`
+	UserID  int      `json:"userid,omitempty"`
+	Steps   []string `json:"steps,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // maxReportNICs bounds the interfaces of a report.
