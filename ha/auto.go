@@ -62,7 +62,9 @@ const (
 )
 
 func (a *Auto) emit(e Event) {
-	e.Time = time.Now()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	if a.Logger != nil {
 		a.Logger.Info("ha: "+string(e.Kind), "step", e.Step, "detail", e.Detail, "token", e.Token, "err", e.Err)
 	}
@@ -348,10 +350,13 @@ func (a *Auto) serve(ctx context.Context, lease Lease, life time.Duration) (outc
 			a.emit(Event{Kind: EventFenced, Detail: "deactivated; the lease was lost meanwhile", Token: lease.Token, Err: err})
 			return
 		}
+		// The event's time is when the release began: the other node may acquire the
+		// lock before Release returns here, but never before this instant.
+		begun := time.Now()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		rerr := a.Lock.Release(rctx, k.current())
 		cancel()
-		a.emit(Event{Kind: kind, Detail: "lock released", Token: lease.Token, Err: errors.Join(err, rerr)})
+		a.emit(Event{Time: begun, Kind: kind, Detail: "lock released", Token: lease.Token, Err: errors.Join(err, rerr)})
 	}
 
 	if err := m.Activate(actx); err != nil {

@@ -123,7 +123,7 @@ const (
 	EventUnhealthy EventKind = "unhealthy" // Auto: a service failed its health check
 	EventRestarted EventKind = "restarted"
 	EventGaveUp    EventKind = "gave-up"  // Auto: could not activate or keep services up
-	EventReleased  EventKind = "released" // Auto: deactivated and released the lock
+	EventReleased  EventKind = "released" // Auto: deactivated and released the lock (Time: when the release began)
 )
 
 // Event is one step's outcome, for progress output.

@@ -248,7 +248,7 @@ func (r *req) precheck() bool {
 			r.e = nil
 			return false
 		}
-		dc, ok := r.dirChange(fh, name)
+		dc, ok := r.dirChange(fh, name, true)
 		if !ok {
 			return false
 		}
@@ -274,7 +274,7 @@ func (r *req) precheck() bool {
 			r.wcc(nil, o)
 			return false
 		}
-		dc, ok := r.dirChange(fh, name)
+		dc, ok := r.dirChange(fh, name, false)
 		if !ok {
 			return false
 		}
@@ -318,13 +318,13 @@ func (r *req) checkRename(ffh, fname, tfh, tname []byte) bool {
 	cr := &r.call.Creds
 	reply := r.e
 	r.e = &xdr.Encoder{}
-	from, ok := r.dirChange(ffh, fname)
+	from, ok := r.dirChange(ffh, fname, false)
 	fromPart := r.e
 	r.e = &xdr.Encoder{}
 	var to *dirChange
 	if ok {
 		defer from.close()
-		to, ok = r.dirChange(tfh, tname)
+		to, ok = r.dirChange(tfh, tname, false)
 		if ok {
 			defer to.close()
 		}

@@ -221,9 +221,13 @@ func (r *req) setattr() bool {
 	return true
 }
 
-// dirop decodes diropargs3 and resolves the directory for a change: it must be a directory
+// dirChange resolves the directory of a diropargs3 for a change: it must be a directory
 // in the node's writable state that the caller may write. On failure the reply so far
-// (status and dir_wcc) is written and ok is false.
+// (status and dir_wcc) is written and ok is false. For a procedure that creates name
+// (create), a name that exists in a read-only directory is NFS3ERR_EXIST, not
+// NFS3ERR_ROFS: the Linux client skips the LOOKUP before an exclusive create (mkdir,
+// open with O_EXCL) and counts on the server to say the name exists, so `mkdir -p /var/x`
+// on a node whose /var is writable (below the read-only root) must not fail on /var.
 type dirChange struct {
 	dir  *object
 	name string
@@ -231,7 +235,7 @@ type dirChange struct {
 	fd   int // O_PATH of the directory
 }
 
-func (r *req) dirChange(fh, name []byte) (*dirChange, bool) {
+func (r *req) dirChange(fh, name []byte, create bool) (*dirChange, bool) {
 	o, s := r.resolve(fh)
 	if s != nfs.NFSStatusOk {
 		r.e.Uint32(uint32(s))
@@ -264,6 +268,9 @@ func (r *req) dirChange(fh, name []byte) (*dirChange, bool) {
 	case checkName(name) != nfs.NFSStatusOk:
 		return fail(checkName(name))
 	case o.loc.layer != layerState:
+		if create && o.v.exists(o, string(name)) {
+			return fail(nfs.NFSStatusExist)
+		}
 		return fail(nfs.NFSStatusROFS)
 	case !mayWriteDir(&dc.pre, &r.call.Creds):
 		return fail(nfs.NFSStatusAccess)
@@ -272,6 +279,16 @@ func (r *req) dirChange(fh, name []byte) (*dirChange, bool) {
 }
 
 func (dc *dirChange) close() { unix.Close(dc.fd) }
+
+// exists reports whether name, in directory dir, exists in the node's view.
+func (v *view) exists(dir *object, name string) bool {
+	l, err := v.child(dir.path, dir.loc, name)
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	return v.statLoc(l, &st) == nil
+}
 
 // newOwner is who a new object belongs to: the caller, with the directory's group when the
 // directory is set-group-ID.
@@ -330,7 +347,7 @@ func (r *req) create() bool {
 	if r.d.Err() != nil {
 		return false
 	}
-	dc, ok := r.dirChange(fh, name)
+	dc, ok := r.dirChange(fh, name, true)
 	if !ok {
 		return true
 	}
@@ -416,7 +433,7 @@ func (r *req) mkdir() bool {
 	if r.d.Err() != nil {
 		return false
 	}
-	dc, ok := r.dirChange(fh, name)
+	dc, ok := r.dirChange(fh, name, true)
 	if !ok {
 		return true
 	}
@@ -486,7 +503,7 @@ func (r *req) mknod() bool {
 	if r.d.Err() != nil {
 		return false
 	}
-	dc, ok := r.dirChange(fh, name)
+	dc, ok := r.dirChange(fh, name, true)
 	if !ok {
 		return true
 	}
@@ -532,7 +549,7 @@ func (r *req) link() bool {
 	// directory part first and splice.
 	body := r.e
 	r.e = &xdr.Encoder{}
-	dc, ok := r.dirChange(dfh, name)
+	dc, ok := r.dirChange(dfh, name, true)
 	dirPart := r.e
 	r.e = body
 	fileAttrs := func(s status) bool {

@@ -247,6 +247,15 @@ func TestReadOnlyBase(t *testing.T) {
 		{"create", func() status { s, _ := c.create(etc, "new", createGuarded, 0o644, nil); return s }, nfs.NFSStatusROFS},
 		{"write", func() status { return c.write(tool, 0, "x") }, nfs.NFSStatusROFS},
 		{"mkdir", func() status { s, _ := c.mkdir(root, "newdir", 0o755); return s }, nfs.NFSStatusROFS},
+		// The kernel skips the LOOKUP before mkdir and O_EXCL creates: a name that exists
+		// must be EXIST (mkdir -p /var/x), even in a read-only directory.
+		{"mkdir of an image directory", func() status { s, _ := c.mkdir(root, "usr", 0o755); return s }, nfs.NFSStatusExist},
+		{"mkdir of a writable root", func() status { s, _ := c.mkdir(root, "var", 0o755); return s }, nfs.NFSStatusExist},
+		{"exclusive create of an image file", func() status {
+			s, _ := c.create(etc, "motd", createExclusive, 0, []byte("12345678"))
+			return s
+		}, nfs.NFSStatusExist},
+		{"remove a writable root", func() status { return c.remove(root, "var") }, nfs.NFSStatusROFS},
 		{"remove", func() status { return c.remove(usr, "tool") }, nfs.NFSStatusROFS},
 		{"rename", func() status { return c.rename(usr, "tool", usr, "tool2") }, nfs.NFSStatusROFS},
 		{"rename out of the image", func() status { return c.rename(usr, "tool", varDir, "tool") }, nfs.NFSStatusROFS},

@@ -7,6 +7,8 @@
 #   read   nfs-cat of a 256 MiB file
 #   handle FromHandle cost at 10k, 100k and 1M handles, and heap for 1M (Go benchmarks)
 #
+# vm.sh measures the same servers with the Linux kernel's client, from a qemu guest.
+#
 # Needs root, debootstrap (once, ~40 s, cached in $PROVKIT_CACHE/bench/minbase-bookworm),
 # nfs-ganesha + nfs-ganesha-vfs, rpcbind, libnfs-utils, iproute2 and Go.
 # Environment: ROUNDS (default 7), SKIP_HANDLES=1 to skip the Go benchmarks.
@@ -28,17 +30,8 @@ for p in ip nfs-ls nfs-cat ganesha.nfsd rpcbind debootstrap go unshare; do
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (network namespaces, ports 111/2049)" >&2; exit 1; }
 
-if [ ! -d "$TREE/usr" ]; then
-	echo "# building $TREE with debootstrap --variant=minbase bookworm (once)"
-	mkdir -p "$(dirname "$TREE")"
-	rm -rf "$TREE.tmp"
-	debootstrap --variant=minbase bookworm "$TREE.tmp" >/dev/null
-	mv "$TREE.tmp" "$TREE"
-fi
-BIG=$TREE/bench-big.bin
-if [ ! -f "$BIG" ] || [ "$(stat -c %s "$BIG")" != 268435456 ]; then
-	head -c 268435456 /dev/urandom >"$BIG"
-fi
+. "$HERE/tree.sh"
+ensure_tree
 
 WORK=$(mktemp -d /tmp/nfsroot-bench.XXXXXX)
 PIDS=()

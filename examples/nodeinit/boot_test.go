@@ -97,6 +97,7 @@ func fakeMachine(cmdline string, failAt string, calls *[]string) machine {
 			return step("nfs " + cfg.NFS.Server)
 		},
 		checkInit: func(dir, init string) error { return step("check " + init) },
+		bindCDSL:  func(dir, node string, con *console) error { return step("cdsl " + node) },
 		switchRoot: func(dir, init string, args []string, rep *reporter, con *console) error {
 			if err := step("switch " + strings.Join(args, " ")); err != nil {
 				return err
@@ -160,6 +161,20 @@ func TestRun(t *testing.T) {
 			wantState: []string{"n8 partitioning", "n8 imaging", "n8 failed: deploy mgt eth0 broke"},
 			wantCode:  1,
 			wantCon:   "BOOT FAILED",
+		},
+		{
+			name:      "nfs with a CDSL plan",
+			cmdline:   "root=nfs:srv:/x NODE=n7 provkit.cdsl=1 provkit.status=STATUS",
+			wantCalls: []string{"setup", "cmdline", "modules ", "network", "nfs srv", "cdsl n7", "check /sbin/init", "switch single"},
+			wantState: []string{"n7 netbooting", "n7 booting", "n7 booted"},
+		},
+		{
+			name:      "CDSL plan fails: reported",
+			cmdline:   "imgurl=http://img/x NODE=n8 provkit.cdsl=1 provkit.status=STATUS",
+			failAt:    "cdsl n8",
+			wantCalls: []string{"setup", "cmdline", "modules ", "network", "fetch img", "cdsl n8"},
+			wantState: []string{"n8 netbooting", "n8 failed: cdsl n8 broke"},
+			wantCode:  1,
 		},
 		{
 			name:      "no network: nothing reported, panic",

@@ -29,6 +29,7 @@ type Config struct {
 	Rescue     bool             // provkit.rescue=1
 	Modules    []string         // provkit.modules=a,b
 	Overlay    bool             // provkit.overlay=1 (NFS): writable tmpfs over the read-only root
+	CDSL       bool             // provkit.cdsl=1: apply the root's CDSL bind-mount plan for NODE=
 	RootSize   string           // provkit.rootsize= (tmpfs size= for a RAM root)
 	NetTimeout time.Duration    // provkit.nettimeout=<seconds>, default 60
 	Debug      bool             // provkit.debug=1
@@ -156,6 +157,12 @@ func ParseCmdline(s string) (Config, error) {
 					c.Modules = append(c.Modules, m)
 				}
 			}
+		case "provkit.cdsl":
+			b, err := parseBool(v)
+			if err != nil {
+				return c, bad(k, v, err.Error())
+			}
+			c.CDSL = b
 		case "provkit.overlay":
 			b, err := parseBool(v)
 			if err != nil {
@@ -238,6 +245,9 @@ func ParseCmdline(s string) (Config, error) {
 	}
 	if c.ImageSHA != nil && c.ImageURL == nil {
 		return c, fmt.Errorf("%w: provkit.imgsha256= without imgurl=", ErrCmdline)
+	}
+	if c.CDSL && c.Node == "" {
+		return c, fmt.Errorf("%w: provkit.cdsl=1 needs NODE= (whose CDSL tree to bind)", ErrCmdline)
 	}
 	if c.ImageURL == nil && c.NFS == nil {
 		return c, fmt.Errorf("%w: no root: give imgurl=http://... (a packed image) or root=nfs:<server>:<path> (or provkit.discover=<url> for discovery)", ErrCmdline)

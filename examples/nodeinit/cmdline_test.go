@@ -85,6 +85,9 @@ func TestParseCmdline(t *testing.T) {
 		{name: "sysclone not http", in: "NODE=n1 provkit.sysclone=/install/x", err: "provkit.sysclone="},
 		{name: "disk without sysclone", in: "imgurl=http://a/x provkit.disk=/dev/sda", err: "without provkit.sysclone"},
 		{name: "disk not a device", in: "NODE=n1 provkit.sysclone=http://a/x provkit.disk=sda", err: "provkit.disk="},
+		{name: "cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=1", want: func(c *Config) { c.Node, c.CDSL = "n1", true }},
+		{name: "cdsl without node", in: "imgurl=http://a/x provkit.cdsl=1", err: "provkit.cdsl=1 needs NODE="},
+		{name: "bad cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=both", err: "provkit.cdsl="},
 		{name: "checksum without imgurl", in: "root=nfs:a:/x provkit.imgsha256=" + strings.Repeat("ab", 32), err: "without imgurl"},
 	}
 	for _, tt := range tests {

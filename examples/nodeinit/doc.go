@@ -41,9 +41,10 @@
 //	    options are mount options separated by commas. nodeinit adds ro (unless rw is
 //	    given), nolock, vers=3, proto=tcp and mountproto=tcp unless they are given, and
 //	    always addr=<server address> (resolved with the DHCP-provided DNS if <server>
-//	    is a name). A server without rpcbind (provkit's nfsroot, go-nfs) needs
-//	    port=<nfs port>,mountport=<mountd port>; noacl saves a round trip.
-//	    Example: root=nfs:10.0.0.1:/install/netboot/rootimg:ro,port=2049,mountport=2049,noacl
+//	    is a name). provd's NFS server answers the portmapper, so plain options do;
+//	    a server without one (stock go-nfs) needs port=<nfs port>,mountport=<mountd
+//	    port>; noacl saves a round trip.
+//	    Example: root=nfs:10.0.0.1:/install/netboot/rootimg:ro,noacl
 //
 //	provkit.imgsha256=<64 hex digits>
 //	    The SHA-256 of the image file as served. nodeinit hashes the download while
@@ -95,6 +96,11 @@
 //	    (half the RAM).
 //	provkit.overlay=1
 //	    For root=nfs: mount the export read-only below a writable tmpfs overlay.
+//	provkit.cdsl=1
+//	    Apply the root's CDSL bind-mount plan (package cdsl, Open Sharedroot's layout)
+//	    for NODE= before switching: the node's tree, or the default one, on
+//	    cdsl.local. For roots that hold every node's tree (a RAM image, or an export
+//	    of a plain NFS server); provd's NFS server resolves CDSLs itself.
 //	provkit.modules=<a,b,...>
 //	    Kernel modules to load in addition to the initramfs's list
 //	    (/etc/provkit/modules, written by image.WriteInitramfs); they must be in the

@@ -82,6 +82,7 @@ type machine struct {
 	fetchRoot   func(ctx context.Context, cfg Config, dir string, con *console) error
 	nfsRoot     func(ctx context.Context, cfg Config, dir string, con *console) error
 	checkInit   func(dir, init string) error
+	bindCDSL    func(dir, node string, con *console) error
 	switchRoot  func(dir, init string, args []string, rep *reporter, con *console) error
 	findShell   func() string
 	runShell    func(shell string) error
@@ -112,6 +113,7 @@ func realMachine() machine {
 		fetchRoot:   fetchRoot,
 		nfsRoot:     nfsRoot,
 		checkInit:   checkInit,
+		bindCDSL:    bindCDSL,
 		switchRoot:  switchRoot,
 		findShell:   findShell,
 		runShell:    runShell,
@@ -230,6 +232,11 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.CDSL {
+		if err := m.bindCDSL(newRoot, cfg.Node, con); err != nil {
+			return err
+		}
 	}
 	if err := m.checkInit(newRoot, cfg.Init); err != nil {
 		return err

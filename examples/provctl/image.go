@@ -139,6 +139,13 @@ func (a *app) genimageCmd() *cobra.Command {
 				mods = strings.Split(d, ",")
 			}
 			mods = append(mods, "e1000", "e1000e")
+			initrdName := "" // image's default: initrd-stateless.gz
+			if def["provmethod"] == "statelite" {
+				// An NFS root: the kernel's NFS client, and the name nodeset points
+				// statelite nodes to.
+				mods = append(mods, image.NFSRootModules()...)
+				initrdName = "initrd-statelite.gz"
+			}
 			log := slog.New(slog.NewTextHandler(a.stderr, nil))
 			spec := image.Spec{
 				Dir:         filepath.Join(def["rootimgdir"], "rootimg"),
@@ -153,6 +160,7 @@ func (a *app) genimageCmd() *cobra.Command {
 					Modules:       mods,
 					KernelDeb:     kernelDeb,
 					KernelVersion: def["kernelver"],
+					InitrdName:    initrdName,
 					Logger:        log,
 				},
 			}

@@ -186,11 +186,17 @@ func (a *app) nodeaddCmd() *cobra.Command {
 			if len(filters) > 0 {
 				return usageError(c, "nodeadd takes table.col=value assignments only")
 			}
-			names, _, err := a.newNames(c.Context(), args[0])
+			names, v, err := a.newNames(c.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return cluster.Nodeadd(c.Context(), a.store, names, sets)
+			if err := cluster.Nodeadd(c.Context(), a.store, names, sets); err != nil {
+				return err
+			}
+			for _, w := range addCDSLTrees(v, names) { // images with CDSLs: trees for the new nodes
+				a.warnf("nodeadd: %s", w)
+			}
+			return nil
 		},
 	}
 }

@@ -1,9 +1,20 @@
 // Command provd is provkit's all-in-one boot daemon: DHCP, TFTP and HTTP (boot files,
 // per-node boot configs, images, the status API, metrics) from one cluster store, with
 // every setting taken from the tables as xCAT takes them (site.master, site.tftpdir,
-// site.installdir, site.httpport, site.dhcpinterfaces, site.dhcplease, networks).
+// site.installdir, site.httpport, site.dhcpinterfaces, site.dhcplease, networks), and
+// NFS for statelite images (osimage, litefile, site.statelitedir; see nfs.go).
 //
 //	provd --db /var/lib/provkit/provkit.db
+//
+// Statelite images (osimage provmethod statelite, or nodes set to statelite) are served
+// over NFSv3 by package nfsroot on :2049, with a portmapper on :111 so that the kernel
+// mounts with plain options. There is no lock manager (NLM): nodes mount with nolock,
+// which the command line nodeset writes says. Each node, known by its address
+// (hosts.ip, inside the networks table), sees the image read-only, its own copy of the
+// image's writable paths (litefile; /var, /tmp and /root when it has none) kept under
+// site.statelitedir/<osimage>/<node>, and its own host-dependent files (provctl mkcdsl).
+// Nothing listens until there is such an image; -nfs=false turns NFS off. See nfs.go and
+// examples/internal/glue/nfs.go.
 //
 // Changes to the tables are live: provd watches the store's generation and answers from
 // the new state within one poll interval. See README.md in this directory.
@@ -58,6 +69,10 @@ type config struct {
 	logLevel   string
 	ipxeDir    string
 	dhcpIfaces string
+	nfs        bool
+	nfsAddr    string
+	nfsPortmap string
+	nfsState   string
 	dnsAddr    string
 }
 
@@ -75,6 +90,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.raPrefix, "ra-prefix", "", "IPv6 /64 prefix to advertise with -ra-interface (e.g. fd00:93::/64)")
 	fs.DurationVar(&c.poll, "poll", 250*time.Millisecond, "how often to check the store for changes")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.nfs, "nfs", true, "serve the statelite images of the tables over NFSv3 (from the first such image on)")
+	fs.StringVar(&c.nfsAddr, "nfs-addr", ":2049", "NFS and MOUNT listen address (TCP)")
+	fs.StringVar(&c.nfsPortmap, "nfs-portmap", ":111", "portmapper listen address (TCP and UDP); empty disables it, and statelite nodes are told port= and mountport=")
+	fs.StringVar(&c.nfsState, "nfs-state", "", "directory of the nodes' writable state (default site.statelitedir, else "+glue.DefaultStateliteDir+")")
 	fs.StringVar(&c.dnsAddr, "dns", "", "serve the cluster's DNS on this address, UDP and TCP (e.g. :53); empty: no DNS")
 	fs.StringVar(&c.ipxeDir, "ipxe-dir", "/usr/lib/ipxe", "where iPXE binaries are (served as xcat/xnba.kpxe and xcat/xnba.efi when the TFTP root has none)")
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +155,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	m := newMetrics()
 	m.gauge("provd_view_reloads_total", func() float64 { return float64(vs.reloads.Load()) })
 	bg := &glue.Boot{Views: vs, Addrs: addrs, HTTPPort: httpPort}
+	if cfg.nfs && cfg.nfsPortmap == "" {
+		_, port, err := net.SplitHostPort(cfg.nfsAddr)
+		if err != nil {
+			return fmt.Errorf("-nfs-addr: %w", err)
+		}
+		bg.NFSOptions = "port=" + port + ",mountport=" + port
+	}
 
 	// Boot files: generated per-node configs over the TFTP root, with iPXE from Debian's
 	// ipxe package as a fallback for xCAT's xnba names.
@@ -229,6 +255,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		m.gauge("provd_dhcp_leases", func() float64 { s, _ := ds.Stats(); return float64(s.Leases) })
 		g.Go(func() error { return ds.Serve(gctx) })
 	}
+	if cfg.nfs {
+		ns := &nfsService{
+			Views:       vs,
+			Addr:        cfg.nfsAddr,
+			PortmapAddr: cfg.nfsPortmap,
+			StateDir:    cfg.nfsState,
+			Interval:    max(cfg.poll, time.Second),
+			Log:         log,
+		}
+		m.gauge("provd_nfs_exports", func() float64 { return float64(ns.exports.Load()) })
+		m.gauge("provd_nfs_restarts_total", func() float64 { return float64(ns.restarts.Load()) })
+		g.Go(func() error { return ns.Serve(gctx) })
+	}
 	if cfg.dnsAddr != "" {
 		ds, err := newDNS(cfg.dnsAddr, vs, log, m)
 		if err != nil {
@@ -247,7 +286,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		g.Go(func() error { return ra.Serve(gctx) })
 	}
-	log.Info("provd serving", "db", store.String(), "http", ln.Addr().String(), "tftp", cfg.tftpAddr, "dhcp", cfg.dhcp, "tftpdir", tftpdir, "installdir", installdir)
+	log.Info("provd serving", "db", store.String(), "http", ln.Addr().String(), "tftp", cfg.tftpAddr, "dhcp", cfg.dhcp, "nfs", cfg.nfs, "tftpdir", tftpdir, "installdir", installdir)
 	return g.Wait()
 }
 

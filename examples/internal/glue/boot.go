@@ -45,6 +45,9 @@ type Boot struct {
 	Addrs *LocalAddrs
 	// HTTPPort is the port provd's HTTP server listens on (site.httpport by default).
 	HTTPPort int
+	// NFSOptions are mount options added to the NFS root of statelite nodes, such as
+	// "port=2049,mountport=2049" when provd serves NFS without a portmapper.
+	NFSOptions string
 }
 
 var _ tftp.Nodes = (*Boot)(nil)
@@ -102,9 +105,9 @@ type kernelArgs struct{ kernel, initrd, cmdline string }
 // netboot works out the kernel, initrd and command line of a stateless or statelite node:
 // the contract with nodeinit (examples/nodeinit/doc.go).
 func (g *Boot) netboot(v *cluster.View, n *cluster.Node, state string, srv netip.Addr) (kernelArgs, error) {
-	img := n.OSImage
-	if img == "" {
-		return kernelArgs{}, fmt.Errorf("node %s: %s needs an osimage (nodeset %s osimage=<image>)", n.Name, state, n.Name)
+	img, err := NodeOSImage(v, n, state)
+	if err != nil {
+		return kernelArgs{}, err
 	}
 	o, err := v.Object("osimage", img, cluster.ObjectOptions{})
 	if err != nil {
@@ -134,12 +137,14 @@ func (g *Boot) netboot(v *cluster.View, n *cluster.Node, state string, srv netip
 		}
 		args = append(args, "imgurl="+url)
 	case "statelite":
-		dir := o.Attrs["rootimgdir"]
-		opts := "ro"
-		if o.Attrs["nfsrootopts"] != "" {
-			opts += "," + o.Attrs["nfsrootopts"]
+		root, err := ExportPath(img, o.Attrs["rootimgdir"])
+		if err != nil {
+			return kernelArgs{}, err
 		}
-		args = append(args, fmt.Sprintf("root=nfs:%s:%s/rootimg:%s", srv, dir, opts))
+		if t := o.Attrs["rootfstype"]; t != "" && t != "nfs" {
+			return kernelArgs{}, fmt.Errorf("osimage %s: rootfstype %q: statelite boots from NFS only (rootfstype nfs or unset; a RAM root is provmethod netboot)", img, t)
+		}
+		args = append(args, fmt.Sprintf("root=nfs:%s:%s:%s", g.nfsServer(n, srv), root, g.nfsOptions(o.Attrs["nfsrootopts"])))
 	case "sysclone":
 		// nodeinit's sysclone mode: the image directory that imgcapture made, with its
 		// layout and packed image (image.CloneLayout, image.CloneImageFile).
@@ -168,6 +173,38 @@ func (g *Boot) netboot(v *cluster.View, n *cluster.Node, state string, srv netip
 	}
 	k.cmdline = strings.Join(args, " ")
 	return k, nil
+}
+
+// nfsServer is the NFS server of a statelite node: noderes.nfsserver when set (an address
+// or a name nodeinit resolves; <xcatmaster> is the node's boot server), else its boot
+// server srv.
+func (g *Boot) nfsServer(n *cluster.Node, srv netip.Addr) string {
+	switch s := strings.TrimSpace(n.NFSServer); s {
+	case "", "<xcatmaster>":
+		return srv.String()
+	default:
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.String()
+		}
+		if !strings.ContainsAny(s, ":/ ") {
+			return s
+		}
+		return srv.String()
+	}
+}
+
+// nfsOptions are the mount options of a statelite root: read-write (the server keeps
+// the image read-only and lets each node write only its own writable paths, so the
+// mount itself must allow writes), NFSv3 over TCP without a lock manager (provd serves
+// no NLM), then provd's NFSOptions and the image's nfsrootopts.
+func (g *Boot) nfsOptions(imageOpts string) string {
+	opts := "rw,nolock,vers=3,proto=tcp,mountproto=tcp"
+	for _, extra := range []string{g.NFSOptions, imageOpts} {
+		if extra = strings.Trim(strings.TrimSpace(extra), ","); extra != "" {
+			opts += "," + extra
+		}
+	}
+	return opts
 }
 
 // BaseURL is provd's HTTP address as a node sees it.
