@@ -34,6 +34,32 @@
 // Unpack reads a packed image back (cpio or tar; gzip, zstd, xz or none, detected),
 // safely: names resolve inside the target as if it were the root.
 //
+// Sysclone (xCAT's imgcapture -t sysclone, after SystemImager): capture a tuned golden
+// node's disk over SSH, then lay it onto other nodes' disks. Capture copies a static
+// agent (nodeinit's "agent" command) to the node, checks the host key against
+// known_hosts, and streams the tree with owners, modes, links, hard links, device nodes,
+// holes and xattrs, plus the node's partition tables (sfdisk), lsblk and mounts. A
+// second capture into the same directory moves only the files whose size or time
+// changed, and an interrupted one resumes:
+//
+//	res, err := image.Capture(ctx, image.CaptureSpec{
+//		Dir: "/install/sysclone/images/gold/rootimg", Agent: "/usr/lib/provkit/nodeinit",
+//		Exclude: []string{"/scratch/*"},
+//		SSH:     image.SSHConfig{Addr: "10.0.0.5:22", Password: passwdTableSystem},
+//	})
+//	layout, err := image.LayoutFromInfo(res.Info) // saved as layout.json
+//	_, err = image.PackClone(ctx, "/install/sysclone/images/gold/rootimg", w) // rootimg.sysclone, served over HTTP
+//
+// Deploy runs on the node (nodeinit's sysclone mode): it refuses a disk smaller than
+// the golden one before writing anything, partitions to the recorded layout (the last
+// partition grows), makes the filesystems with the golden UUIDs and labels, lays the
+// image, installs the boot loader with the image's own extlinux or grub-install (and
+// the golden MBR boot code), and gives the clone its own hostname, machine-id, SSH host
+// keys and network configuration:
+//
+//	_, err := image.Deploy(ctx, image.DeploySpec{Layout: layout, Image: openOverHTTP,
+//		Fixup: image.NodeFixup{Hostname: "n7", Interface: "eth0", Status: statusURL}})
+//
 // The package takes plain structs and imports no other provkit package: provd and
 // provctl map xCAT's osimage and linuximage tables (rootimgdir, pkglist, exlist,
 // postinstall, netdrivers, kernelver, provmethod) onto Spec, PackOptions and BootSpec.

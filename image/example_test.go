@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -99,4 +100,25 @@ func ExampleDetectFormat() {
 	// zstd
 	// cpio
 	// squashfs
+}
+
+// The sfdisk script a deploy feeds to a target disk twice the golden one's size: the
+// layout is kept, the last partition grows, and a smaller disk is refused.
+func ExampleLayoutDisk_SfdiskScript() {
+	d := image.LayoutDisk{Device: "/dev/vda", Size: 8 << 30, SectorSize: 512, Label: "gpt",
+		Partitions: []image.LayoutPartition{
+			{Number: 1, Start: 2048, Size: 1048576, Type: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", Name: "EFI", FSType: "vfat", Mountpoint: "/boot/efi"},
+			{Number: 2, Start: 1050624, Size: 15726592, Type: "0FC63DAF-8483-4772-8E79-3D69D8477DE4", Grow: true, FSType: "ext4", Mountpoint: "/"},
+		}}
+	script, _ := d.SfdiskScript("/dev/nvme0n1", 16<<30, 512)
+	fmt.Print(script)
+	_, err := d.SfdiskScript("/dev/sdb", 4<<30, 512)
+	fmt.Println(errors.Is(err, image.ErrDiskTooSmall))
+	// Output:
+	// label: gpt
+	// unit: sectors
+	//
+	// /dev/nvme0n1p1 : start=2048, size=1048576, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI"
+	// /dev/nvme0n1p2 : start=1050624, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+	// true
 }

@@ -111,6 +111,15 @@ func fakeMachine(cmdline string, failAt string, calls *[]string) machine {
 		},
 		runShell: func(string) error { return step("shell") },
 		reboot:   func() { *calls = append(*calls, "reboot") },
+		deploy: func(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error {
+			for _, s := range []string{"partitioning", "imaging"} {
+				_ = rep.report(ctx, s)
+			}
+			if err := step("deploy " + cfg.SyscloneURL.Host + " " + ni.Iface); err != nil {
+				return err
+			}
+			return rep.report(ctx, StateInstalled)
+		},
 	}
 }
 
@@ -137,6 +146,21 @@ func TestRun(t *testing.T) {
 			cmdline:   "root=nfs:srv:/x NODE=n2 provkit.init=/init2 provkit.status=STATUS",
 			wantCalls: []string{"setup", "cmdline", "modules ", "network", "nfs srv", "check /init2", "switch single"},
 			wantState: []string{"n2 netbooting", "n2 booting", "n2 booted"},
+		},
+		{
+			name:      "sysclone: deploy, report, reboot",
+			cmdline:   "NODE=n7 provkit.sysclone=http://mgt/install/sysclone/images/gold provkit.status=STATUS",
+			wantCalls: []string{"setup", "cmdline", "modules ", "network", "deploy mgt eth0", "reboot"},
+			wantState: []string{"n7 partitioning", "n7 imaging", "n7 installed"},
+		},
+		{
+			name:      "sysclone fails: reported, no reboot into a half-made disk",
+			cmdline:   "NODE=n8 provkit.sysclone=http://mgt/x provkit.status=STATUS",
+			failAt:    "deploy mgt eth0",
+			wantCalls: []string{"setup", "cmdline", "modules ", "network", "deploy mgt eth0"},
+			wantState: []string{"n8 partitioning", "n8 imaging", "n8 failed: deploy mgt eth0 broke"},
+			wantCode:  1,
+			wantCon:   "BOOT FAILED",
 		},
 		{
 			name:      "nfs with a CDSL plan",

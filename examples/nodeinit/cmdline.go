@@ -37,6 +37,11 @@ type Config struct {
 	// provkit.lldpwait=<seconds> (default 10), how long to listen for the switch's LLDP.
 	DiscoverURL *url.URL
 	LLDPWait    time.Duration
+	// SyscloneURL is provkit.sysclone=: sysclone mode, the URL of the osimage directory
+	// (layout.json, rootimg.sysclone) to lay onto the disks; Disk is provkit.disk=, the
+	// device that receives the golden node's first disk (default: the same name).
+	SyscloneURL *url.URL
+	Disk        string
 }
 
 // NFSRoot is a root=nfs: parameter.
@@ -187,6 +192,17 @@ func ParseCmdline(s string) (Config, error) {
 				return c, bad(k, v, "want seconds from 0 to 300")
 			}
 			c.LLDPWait = time.Duration(n) * time.Second
+		case "provkit.sysclone":
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return c, bad(k, v, "want the http:// URL of the sysclone osimage directory")
+			}
+			c.SyscloneURL = u
+		case "provkit.disk":
+			if !strings.HasPrefix(v, "/dev/") || path.Clean(v) != v || strings.ContainsAny(v, " ,") {
+				return c, bad(k, v, "want a block device like /dev/sda")
+			}
+			c.Disk = v
 		case "provkit.debug":
 			b, err := parseBool(v)
 			if err != nil {
@@ -205,6 +221,18 @@ func ParseCmdline(s string) (Config, error) {
 		} else if c.ImageURL == nil {
 			return c, bad("root", root, "nodeinit boots imgurl= or root=nfs:<server>:<path>[:<options>]")
 		}
+	}
+	if c.SyscloneURL != nil {
+		if c.ImageURL != nil || c.NFS != nil || c.DiscoverURL != nil {
+			return c, fmt.Errorf("%w: provkit.sysclone= installs to disk: drop imgurl=/root=/provkit.discover=", ErrCmdline)
+		}
+		if c.Node == "" {
+			return c, fmt.Errorf("%w: provkit.sysclone= needs NODE= (the clone's hostname)", ErrCmdline)
+		}
+		return c, nil
+	}
+	if c.Disk != "" {
+		return c, fmt.Errorf("%w: provkit.disk= without provkit.sysclone=", ErrCmdline)
 	}
 	if c.DiscoverURL != nil {
 		if c.ImageURL != nil || c.NFS != nil {

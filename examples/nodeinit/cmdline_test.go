@@ -76,6 +76,15 @@ func TestParseCmdline(t *testing.T) {
 			c.ImageSHA = bytes.Repeat([]byte{0xab}, 32)
 		}},
 		{name: "short checksum", in: "imgurl=http://a/x provkit.imgsha256=abcd", err: "provkit.imgsha256="},
+		{name: "sysclone", in: "NODE=n1 provkit.sysclone=http://10.0.0.1:3000/install/sysclone/images/gold provkit.disk=/dev/sdb provkit.status=http://10.0.0.1/s", want: func(c *Config) {
+			c.Node, c.Disk = "n1", "/dev/sdb"
+			c.SyscloneURL, _ = url.Parse("http://10.0.0.1:3000/install/sysclone/images/gold")
+		}},
+		{name: "sysclone without node", in: "provkit.sysclone=http://a/x", err: "needs NODE="},
+		{name: "sysclone and imgurl", in: "NODE=n1 provkit.sysclone=http://a/x imgurl=http://a/y", err: "installs to disk"},
+		{name: "sysclone not http", in: "NODE=n1 provkit.sysclone=/install/x", err: "provkit.sysclone="},
+		{name: "disk without sysclone", in: "imgurl=http://a/x provkit.disk=/dev/sda", err: "without provkit.sysclone"},
+		{name: "disk not a device", in: "NODE=n1 provkit.sysclone=http://a/x provkit.disk=sda", err: "provkit.disk="},
 		{name: "cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=1", want: func(c *Config) { c.Node, c.CDSL = "n1", true }},
 		{name: "cdsl without node", in: "imgurl=http://a/x provkit.cdsl=1", err: "provkit.cdsl=1 needs NODE="},
 		{name: "bad cdsl", in: "imgurl=http://a/x NODE=n1 provkit.cdsl=both", err: "provkit.cdsl="},
@@ -182,6 +191,16 @@ func FuzzParseCmdline(f *testing.F) {
 		if c.Interface != "" {
 			q("provkit.ifname", c.Interface)
 		}
+		if c.SyscloneURL != nil {
+			q("provkit.sysclone", c.SyscloneURL.String())
+		}
+		if c.Disk != "" {
+			q("provkit.disk", c.Disk)
+		}
+		if c.DiscoverURL != nil {
+			q("provkit.discover", c.DiscoverURL.String())
+		}
+		q("provkit.lldpwait", strconv.Itoa(int(c.LLDPWait/time.Second)))
 		if strings.Count(strings.Join(w, ""), `"`) != 2*len(w) {
 			return // a value holding a quote cannot be written back on a kernel command line
 		}

@@ -145,6 +145,29 @@
 //	    default 10). Switches send LLDP every 30 s by default; one that saw no frame
 //	    reports no "lldp".
 //
+// Sysclone mode (nodeset <nodes> osimage=<image> with provmethod sysclone):
+//
+//	provkit.sysclone=<url>
+//	    Install to disk instead of booting a root: the URL of the osimage directory
+//	    provctl imgcapture made (provd serves it under /install/sysclone/images/<image>).
+//	    nodeinit reads <url>/layout.json, refuses a disk smaller than the golden one
+//	    before writing anything, partitions the disk to the golden layout (the last
+//	    partition grows), makes the filesystems with the golden UUIDs, streams
+//	    <url>/rootimg.sysclone onto them, lays over it the override trees that
+//	    <url>/overrides.list names (overrides/<name>.sysclone, SystemImager style),
+//	    installs the boot loader with the image's own extlinux or grub-install
+//	    (chroot), and writes the clone's hostname (NODE=), /etc/hosts, a fresh
+//	    machine-id and SSH host keys, DHCP on the boot interface (ifupdown or
+//	    systemd-networkd) and /etc/provkit/node.conf; then it reboots. It reports
+//	    partitioning, formatting, imaging, overrides (if any), bootloader, fixup,
+//	    installed (or failed: ...); the installed system reports booted with
+//	    "nodeinit report booted" (node.conf holds NODE= and STATUS=). Needs NODE=;
+//	    excludes imgurl= and root=. The initramfs carries sfdisk, partx and the mkfs
+//	    programs the layout needs (image.ProgramFiles) and the disk and filesystem
+//	    modules; provctl imgcapture writes it (initrd-sysclone.gz).
+//	provkit.disk=/dev/<name>
+//	    The disk that receives the golden node's first disk (default: the same name).
+//
 // When something fails:
 //
 //	provkit.rescue=1

@@ -27,6 +27,11 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "check" {
 		os.Exit(check(os.Stdout, os.Args[2]))
 	}
+	if len(os.Args) >= 2 && !strings.HasPrefix(os.Args[1], "-") && os.Getpid() != 1 {
+		if code, ok := subcommand(os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintf(os.Stderr, "nodeinit is the /init of a netboot initramfs and runs as PID 1.\n"+
 			"To check a kernel command line: %s check 'imgurl=http://... NODE=n1 ...'\n", os.Args[0])
@@ -92,6 +97,8 @@ type machine struct {
 	// reports what it did.
 	bmcSetup      func(ctx context.Context, c BMCConfig, con *console) BMCResult
 	postBMCResult func(ctx context.Context, client *http.Client, url string, res BMCResult) error
+	// Sysclone mode: deploy lays the image onto the disks, reporting each step.
+	deploy func(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error
 }
 
 func realMachine() machine {
@@ -122,6 +129,7 @@ func realMachine() machine {
 		after:         time.After,
 		bmcSetup:      setupBMC,
 		postBMCResult: postBMCResult,
+		deploy:        deploySysclone,
 	}
 }
 
@@ -208,6 +216,14 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 	if cfg.DiscoverURL != nil {
 		return discover(ctx, m, con, cfg, collect(ni))
 	}
+	if cfg.SyscloneURL != nil {
+		if err := m.deploy(ctx, cfg, ni, st.rep, con); err != nil {
+			return err
+		}
+		con.printf("sysclone: installed; rebooting from the disk")
+		m.reboot()
+		return nil
+	}
 	_ = st.rep.report(ctx, StateNetbooting)
 	if cfg.ImageURL != nil {
 		err = m.fetchRoot(ctx, cfg, newRoot, con)
@@ -232,6 +248,9 @@ func boot(ctx context.Context, m machine, con *console, args []string, st *bootS
 func rootDesc(cfg Config) string {
 	if cfg.DiscoverURL != nil {
 		return "none: discovery mode, reporting to " + cfg.DiscoverURL.String()
+	}
+	if cfg.SyscloneURL != nil {
+		return "sysclone install to disk from " + cfg.SyscloneURL.String()
 	}
 	if cfg.ImageURL != nil {
 		return "stateless from " + cfg.ImageURL.String()

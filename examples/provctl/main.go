@@ -96,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.makehostsCmd(),
 		a.nodesetCmd(), a.nodestatCmd(), a.updatenodestatCmd(),
 		a.rpowerCmd(), a.rsetbootCmd(), a.makedhcpCmd(),
-		a.genimageCmd(), a.packimageCmd(), a.mkcdslCmd(),
+		a.genimageCmd(), a.packimageCmd(), a.imgcaptureCmd(), a.mkcdslCmd(),
 		a.hasetupCmd(), a.hafailoverCmd(),
 		a.makednsCmd(), a.mknbCmd(), a.nodediscoverstartCmd(), a.nodediscoverstopCmd(), a.nodediscoverstatusCmd(), a.nodediscoverlsCmd(), a.nodediscoverdefCmd(),
 	} {

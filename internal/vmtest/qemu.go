@@ -38,6 +38,11 @@ type VMConfig struct {
 	// Reboot lets a guest reboot restart the VM (a discovered node reboots into its
 	// image). If false, qemu exits when the guest reboots (-no-reboot).
 	Reboot bool
+	// Disks are raw disk image files attached as virtio disks (vda, vdb, ...).
+	Disks []string
+	// BootDisk boots from the first disk (-boot c) when Kernel is empty, instead of the
+	// network.
+	BootDisk bool
 	// Args are added to qemu's command line, e.g. an IPMI BMC:
 	// "-chardev", "socket,...", "-device", "ipmi-bmc-extern,...".
 	Args []string
@@ -93,6 +98,12 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	if cfg.FirmwareConsole {
 		args = append(args, "-machine", "graphics=off")
 	}
+	for _, d := range cfg.Disks {
+		if strings.ContainsAny(d, ",") {
+			tb.Fatalf("vmtest: disk path %q has a comma", d)
+		}
+		args = append(args, "-drive", "file="+d+",if=virtio,format=raw,cache=unsafe")
+	}
 	if cfg.Kernel != "" {
 		args = append(args, "-kernel", cfg.Kernel)
 		if cfg.Initrd != "" {
@@ -101,6 +112,8 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 		if cfg.Append != "" {
 			args = append(args, "-append", cfg.Append)
 		}
+	} else if cfg.BootDisk {
+		args = append(args, "-boot", "c")
 	} else {
 		args = append(args, "-boot", "n")
 	}

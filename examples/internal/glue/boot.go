@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/provkit/provkit/cluster"
+	"github.com/provkit/provkit/image"
 	"github.com/provkit/provkit/tftp"
 	"github.com/provkit/provkit/tftp/bootconf"
 )
@@ -89,7 +90,7 @@ func (g *Boot) Node(v *cluster.View, n *cluster.Node) (bootconf.Node, error) {
 	}
 	state, _, _ := strings.Cut(n.CurrState, " ")
 	switch state {
-	case "netboot", "statelite":
+	case "netboot", "statelite", "sysclone":
 		k, err := g.netboot(v, n, state, srv)
 		if err != nil {
 			return bootconf.Node{}, err
@@ -114,7 +115,7 @@ func (g *Boot) netboot(v *cluster.View, n *cluster.Node, state string, srv netip
 	}
 	k := kernelArgs{
 		kernel: "xcat/osimage/" + img + "/kernel",
-		initrd: "xcat/osimage/" + img + "/initrd-" + map[string]string{"netboot": "stateless", "statelite": "statelite"}[state] + ".gz",
+		initrd: "xcat/osimage/" + img + "/initrd-" + map[string]string{"netboot": "stateless", "statelite": "statelite", "sysclone": "sysclone"}[state] + ".gz",
 	}
 	if n.Kernel != "" {
 		k.kernel = n.Kernel
@@ -144,6 +145,14 @@ func (g *Boot) netboot(v *cluster.View, n *cluster.Node, state string, srv netip
 			return kernelArgs{}, fmt.Errorf("osimage %s: rootfstype %q: statelite boots from NFS only (rootfstype nfs or unset; a RAM root is provmethod netboot)", img, t)
 		}
 		args = append(args, fmt.Sprintf("root=nfs:%s:%s:%s", g.nfsServer(n, srv), root, g.nfsOptions(o.Attrs["nfsrootopts"])))
+	case "sysclone":
+		// nodeinit's sysclone mode: the image directory that imgcapture made, with its
+		// layout and packed image (image.CloneLayout, image.CloneImageFile).
+		url, err := g.syscloneURL(v, base, o.Attrs["rootimgdir"])
+		if err != nil {
+			return kernelArgs{}, fmt.Errorf("osimage %s: %w", img, err)
+		}
+		args = append(args, "provkit.sysclone="+url)
 	}
 	args = append(args, "NODE="+n.Name, "provkit.status="+base+"/api/v1/status")
 	if n.SerialPort != "" {
@@ -223,6 +232,28 @@ func (g *Boot) imageURL(v *cluster.View, base, dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no packed root image in %s (run packimage): looked for %s", dir, strings.Join(rootImages, ", "))
+}
+
+// syscloneURL is the URL of a sysclone osimage directory, which must lie under
+// site.installdir and hold a captured layout and packed image.
+func (g *Boot) syscloneURL(v *cluster.View, base, dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("rootimgdir is not set (imgcapture sets it)")
+	}
+	inst := v.Site("installdir")
+	if inst == "" {
+		inst = "/install"
+	}
+	rel, err := filepath.Rel(inst, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("rootimgdir %s is not under site.installdir %s", dir, inst)
+	}
+	for _, f := range []string{image.CloneLayout, image.CloneImageFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return "", fmt.Errorf("no %s in %s (run imgcapture): %w", f, dir, err)
+		}
+	}
+	return base + "/install/" + filepath.ToSlash(rel), nil
 }
 
 // ServerFor is the address of provd as node n sees it: noderes.tftpserver or xcatmaster
