@@ -204,21 +204,36 @@ func removeTree(dir string) error {
 
 // inPrivateMounts runs fn on a thread with its own mount namespace: mounts fn makes (and
 // those of programs it starts) vanish when it returns, even if the process dies, and
-// never show on the host.
+// never show on the host. The thread returns to the original namespace afterwards, which
+// drops the private one: the thread may be the process's main thread, which Go never
+// ends, so relying on the thread's exit would keep the private mounts alive (and visible
+// in /proc/self/mountinfo).
 func inPrivateMounts(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread stays locked: it exits with this goroutine, and its namespace with it.
+		// The thread stays locked: it exits with this goroutine (or, for the main thread,
+		// is parked), never to run other goroutines with its own file system context.
 		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("image: private mount namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("image: private mount namespace: %w", err)
 			return
 		}
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			_ = unix.Setns(orig, unix.CLONE_NEWNS)
 			errc <- fmt.Errorf("image: private mount namespace: %w", err)
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNS); err != nil && ferr == nil {
+			ferr = fmt.Errorf("image: leave the private mount namespace: %w", err)
+		}
+		errc <- ferr
 	}()
 	return <-errc
 }

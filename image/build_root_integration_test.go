@@ -5,6 +5,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,5 +59,31 @@ func TestRootBuildDebootstrap(t *testing.T) {
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), base) {
 		t.Errorf("mounts left under %s:\n%s", base, mi)
+	}
+}
+
+// TestRootPrivateMountsLeaveNothing: what fn mounts in inPrivateMounts is gone from every
+// thread of the process afterwards, also when the goroutine happened to run on the main
+// thread, which Go never ends (the bug behind "mounts left under" in the test above).
+func TestRootPrivateMountsLeaveNothing(t *testing.T) {
+	testenv.Require(t, testenv.Root())
+	for i := range 40 {
+		dir := t.TempDir()
+		if err := inPrivateMounts(func() error { return unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m") }); err != nil {
+			t.Fatal(err)
+		}
+		tasks, err := filepath.Glob("/proc/self/task/*/mountinfo")
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("threads: %v %v", tasks, err)
+		}
+		for _, f := range tasks {
+			mi, err := os.ReadFile(f)
+			if err != nil {
+				continue // the thread ended meanwhile
+			}
+			if strings.Contains(string(mi), " "+dir+" ") {
+				t.Fatalf("round %d: %s still shows the private mount on %s", i, f, dir)
+			}
+		}
 	}
 }
