@@ -45,7 +45,8 @@ func TestBindCDSLRoot(t *testing.T) {
 }
 
 // inMountNS runs f on a locked thread that has left the test's mount namespace for a
-// private one; the thread is thrown away afterwards.
+// private one, and returns the thread to the original namespace afterwards (Go never ends
+// the main thread, should the goroutine run there).
 func inMountNS(f func(con *console) ([]byte, error)) ([]byte, []byte, error) {
 	type result struct {
 		b   []byte
@@ -55,6 +56,13 @@ func inMountNS(f func(con *console) ([]byte, error)) ([]byte, []byte, error) {
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		orig, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer unix.Close(orig)
+		defer unix.Setns(orig, unix.CLONE_NEWNS)
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 			done <- result{err: err}
 			return
