@@ -388,3 +388,23 @@ func TestLayoutFromInfoNoUdev(t *testing.T) {
 		t.Errorf("layout from blkid (-lsblk +blkid):\n%s", diff)
 	}
 }
+
+// FuzzBlkidExport feeds arbitrary `blkid -o export` output (from the golden node) to its
+// parser: no key or value holds a line break, and a layout built with it still parses.
+func FuzzBlkidExport(f *testing.F) {
+	f.Add("DEVNAME=/dev/vda1\nLABEL=boot\nUUID=1b6c5d3e-0a6e-4b0f-9d7e-0c3f3c7d9a11\nBLOCK_SIZE=1024\nTYPE=ext2\nPARTUUID=1234abcd-01\n")
+	f.Add("TYPE=\nLABEL=a\\ b\n=x\nnoequals\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for k, v := range parseBlkidExport(s) {
+			if strings.ContainsAny(k+v, "\n") {
+				t.Fatalf("line break in %q=%q", k, v)
+			}
+		}
+		info := goldenInfo()
+		info.Lsblk = strings.Replace(info.Lsblk, `"fstype":"ext4"`, `"fstype":null`, 1)
+		info.Blkid = map[string]string{"/dev/vda3": s}
+		if _, err := LayoutFromInfo(info); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
