@@ -285,7 +285,7 @@ func (s *bootSite) waitStatusOrFail(vm *vmtest.VM, node, want string, timeout ti
 // guest reboots), the clone's init reports booted under its own name, and nodestat
 // shows it.
 func TestVMSyscloneDeploy(t *testing.T) {
-	testenv.Require(t, append(vmtest.Needs(), testenv.Program("/usr/sbin/sshd", "sfdisk", "mke2fs", "extlinux", "losetup", "depmod", "lsblk"))...)
+	testenv.Require(t, append(vmtest.Needs(), testenv.Program("/usr/sbin/sshd", "sfdisk", "partx", "mke2fs", "extlinux", "losetup", "depmod", "lsblk", "blkid"))...)
 	mbr, err := os.ReadFile("/usr/lib/syslinux/mbr/mbr.bin")
 	if err != nil {
 		t.Skipf("syslinux mbr.bin: %v (install syslinux-common)", err)
