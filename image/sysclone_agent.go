@@ -558,7 +558,11 @@ type GoldenInfo struct {
 	Sfdisk     map[string]string `json:"sfdisk,omitempty"`
 	SfdiskDump map[string]string `json:"sfdisk_dump,omitempty"`
 	// MBR maps each of those disks to its first 440 bytes (boot code), hex.
-	MBR      map[string]string `json:"mbr,omitempty"`
+	MBR map[string]string `json:"mbr,omitempty"`
+	// Blkid maps each partition of those disks that lsblk gives no FSTYPE for (lsblk
+	// reads it from udev's database: a node without udev has none) to `blkid -o export`
+	// output.
+	Blkid    map[string]string `json:"blkid,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
 }
 
@@ -613,6 +617,7 @@ func gatherInfo(ctx context.Context, root string, mounts []mount, run func(conte
 		info.Warnings = append(info.Warnings, err.Error())
 	}
 	info.Sfdisk, info.SfdiskDump, info.MBR = map[string]string{}, map[string]string{}, map[string]string{}
+	nodes, _ := ParseLsblk(out)
 	for _, d := range parents {
 		if out, err := run(ctx, "sfdisk", "-J", d); err == nil {
 			info.Sfdisk[d] = string(out)
@@ -621,6 +626,16 @@ func gatherInfo(ctx context.Context, root string, mounts []mount, run func(conte
 		}
 		if out, err := run(ctx, "sfdisk", "-d", d); err == nil {
 			info.SfdiskDump[d] = string(out)
+		}
+		for _, n := range nodes {
+			if n.PKName != "" && "/dev/"+n.PKName == d && n.FSType == "" && strings.HasPrefix(n.Path, "/dev/") {
+				if out, err := run(ctx, "blkid", "-o", "export", n.Path); err == nil {
+					if info.Blkid == nil {
+						info.Blkid = map[string]string{}
+					}
+					info.Blkid[n.Path] = string(out)
+				}
+			}
 		}
 		if f, err := os.Open(d); err == nil {
 			b := make([]byte, 440)

@@ -359,3 +359,52 @@ func TestReceiveOverlay(t *testing.T) {
 		t.Errorf("an overlay deleted %d entries", st.Deleted)
 	}
 }
+
+// TestLayoutFromInfoNoUdev: on a golden node without udev lsblk knows no filesystems;
+// the layout takes them from what blkid read.
+func TestLayoutFromInfoNoUdev(t *testing.T) {
+	want, err := LayoutFromInfo(goldenInfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := goldenInfo()
+	for _, f := range []string{`"fstype":"ext2","uuid":"1b6c5d3e-0a6e-4b0f-9d7e-0c3f3c7d9a11","label":"boot"`,
+		`"fstype":"swap","uuid":"5e2b7c55-2f0e-4c25-a0d9-6f5a4f8e3b22"`, `"fstype":"ext4","uuid":"9d0b6a52-7e36-4c57-8a3c-2b1d7e5f6c33","label":"root"`} {
+		if !strings.Contains(info.Lsblk, f) {
+			t.Fatalf("goldenInfo has no %s", f)
+		}
+		info.Lsblk = strings.Replace(info.Lsblk, f, `"fstype":null,"uuid":null,"label":null`, 1)
+	}
+	info.Blkid = map[string]string{
+		"/dev/vda1": "DEVNAME=/dev/vda1\nLABEL=boot\nUUID=1b6c5d3e-0a6e-4b0f-9d7e-0c3f3c7d9a11\nBLOCK_SIZE=1024\nTYPE=ext2\nPARTUUID=1234abcd-01\n",
+		"/dev/vda2": "DEVNAME=/dev/vda2\nUUID=5e2b7c55-2f0e-4c25-a0d9-6f5a4f8e3b22\nTYPE=swap\n",
+		"/dev/vda3": "DEVNAME=/dev/vda3\nLABEL=root\nUUID=9d0b6a52-7e36-4c57-8a3c-2b1d7e5f6c33\nTYPE=ext4\n",
+	}
+	got, err := LayoutFromInfo(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("layout from blkid (-lsblk +blkid):\n%s", diff)
+	}
+}
+
+// FuzzBlkidExport feeds arbitrary `blkid -o export` output (from the golden node) to its
+// parser: no key or value holds a line break, and a layout built with it still parses.
+func FuzzBlkidExport(f *testing.F) {
+	f.Add("DEVNAME=/dev/vda1\nLABEL=boot\nUUID=1b6c5d3e-0a6e-4b0f-9d7e-0c3f3c7d9a11\nBLOCK_SIZE=1024\nTYPE=ext2\nPARTUUID=1234abcd-01\n")
+	f.Add("TYPE=\nLABEL=a\\ b\n=x\nnoequals\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		for k, v := range parseBlkidExport(s) {
+			if strings.ContainsAny(k+v, "\n") {
+				t.Fatalf("line break in %q=%q", k, v)
+			}
+		}
+		info := goldenInfo()
+		info.Lsblk = strings.Replace(info.Lsblk, `"fstype":"ext4"`, `"fstype":null`, 1)
+		info.Blkid = map[string]string{"/dev/vda3": s}
+		if _, err := LayoutFromInfo(info); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -163,6 +163,17 @@ type lsblkNode struct {
 	Children []lsblkNode `json:"children"`
 }
 
+// parseBlkidExport reads `blkid -o export` output (KEY=value lines).
+func parseBlkidExport(s string) map[string]string {
+	kv := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), "="); ok {
+			kv[k] = v
+		}
+	}
+	return kv
+}
+
 // ParseLsblk reads `lsblk -J -b -o ...` output into a flat list.
 func ParseLsblk(b []byte) ([]lsblkNode, error) {
 	var j struct {
@@ -258,6 +269,11 @@ func LayoutFromInfo(info GoldenInfo) (DiskLayout, error) {
 			p := &d.Partitions[i]
 			n := byPath[PartitionDevice(dev, p.Number)]
 			p.FSType, p.FSUUID, p.FSLabel = n.FSType, n.UUID, n.Label
+			if p.FSType == "" {
+				// No udev on the golden node: what blkid read.
+				kv := parseBlkidExport(info.Blkid[n.Path])
+				p.FSType, p.FSUUID, p.FSLabel = kv["TYPE"], kv["UUID"], kv["LABEL"]
+			}
 			p.Mountpoint = mountOf[n.Path]
 			if p.FSType == "swap" {
 				p.Mountpoint = ""

@@ -86,7 +86,8 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 			for _, w := range res.Stats.Warnings {
 				fmt.Fprintf(a.stderr, "Warning: %s\n", w)
 			}
-			attrs, layout, err := finishCapture(ctx, dir, res, a.stderr)
+			kver := imageKernel(filepath.Join(dir, image.CloneTreeDir), res.Info.Kernel)
+			attrs, layout, err := finishCapture(ctx, dir, kver, res, a.stderr)
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 				return err
 			}
 			bootDir := filepath.Join(orDefault(v.Site("tftpdir"), "/tftpboot"), "xcat", "osimage", osimage)
-			if err := deployBoot(ctx, bootDir, dir, agent, res.Info.Kernel, layout); err != nil {
+			if err := deployBoot(ctx, bootDir, dir, agent, kver, layout); err != nil {
 				fmt.Fprintf(a.stderr, "Warning: no deploy kernel and initramfs in %s: %v (nodeset %s cannot deploy nodes until it has them)\n", bootDir, err, osimage)
 			}
 			attrs = append(attrs, cluster.Assign{Attr: "description", Value: "sysclone capture of " + n.Name})
@@ -138,8 +139,8 @@ func (a *app) imgcaptureCmd() *cobra.Command {
 
 // finishCapture writes what a deploy needs next to the captured tree (the golden node's
 // report, its disk layout, the packed image, its kernel and initrd) and returns the
-// osimage attributes.
-func finishCapture(ctx context.Context, dir string, res image.CaptureResult, warn io.Writer) ([]cluster.Assign, image.DiskLayout, error) {
+// osimage attributes. kver is the image's kernel version (imageKernel).
+func finishCapture(ctx context.Context, dir, kver string, res image.CaptureResult, warn io.Writer) ([]cluster.Assign, image.DiskLayout, error) {
 	info := res.Info
 	tree := filepath.Join(dir, image.CloneTreeDir)
 	b, _ := json.MarshalIndent(info, "", "  ")
@@ -164,8 +165,8 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 		dst   string
 		cands []string
 	}{
-		{"kernel", []string{"boot/vmlinuz-" + info.Kernel, "boot/vmlinuz"}},
-		{"initrd", []string{"boot/initrd.img-" + info.Kernel, "boot/initramfs-" + info.Kernel + ".img", "boot/initrd.img"}},
+		{"kernel", []string{"boot/vmlinuz-" + kver, "boot/vmlinuz"}},
+		{"initrd", []string{"boot/initrd.img-" + kver, "boot/initramfs-" + kver + ".img", "boot/initrd.img"}},
 	} {
 		found := false
 		for _, c := range k.cands {
@@ -185,7 +186,7 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 		}
 		if !found {
 			_ = os.Remove(filepath.Join(dir, k.dst))
-			fmt.Fprintf(warn, "Warning: no %s for kernel %q in the captured /boot\n", k.dst, info.Kernel)
+			fmt.Fprintf(warn, "Warning: no %s for kernel %q in the captured /boot\n", k.dst, kver)
 		}
 	}
 	tmp, err := os.CreateTemp(dir, ".rootimg.sysclone-")
@@ -208,7 +209,7 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 		return nil, layout, fmt.Errorf("imgcapture: pack %s: %w", tree, err)
 	}
 	attrs := []cluster.Assign{{Attr: "imagetype", Value: "linux"}, {Attr: "provmethod", Value: "sysclone"},
-		{Attr: "osname", Value: "Linux"}, {Attr: "rootimgdir", Value: dir}, {Attr: "kernelver", Value: info.Kernel},
+		{Attr: "osname", Value: "Linux"}, {Attr: "rootimgdir", Value: dir}, {Attr: "kernelver", Value: kver},
 		{Attr: "osarch", Value: info.Machine}, {Attr: "profile", Value: filepath.Base(dir)}}
 	if v := osVers(info.OSRelease); v != "" {
 		attrs = append(attrs, cluster.Assign{Attr: "osvers", Value: v})
@@ -217,6 +218,30 @@ func finishCapture(ctx context.Context, dir string, res image.CaptureResult, war
 		attrs = append(attrs, cluster.Assign{Attr: "partitionfile", Value: filepath.Join(dir, image.CloneLayout)})
 	}
 	return attrs, layout, nil
+}
+
+// imageKernel is the kernel version the clones of the captured tree boot: the golden
+// node's running kernel (uname -r) when the tree holds its modules, else the only kernel
+// whose modules the tree holds (the golden node runs a kernel that is not installed in
+// the captured root: a kernel updated since its last boot, or a root captured from a
+// directory with --root); with several and none running, the running one, as before.
+func imageKernel(tree, running string) string {
+	var found []string
+	for _, base := range []string{"lib/modules", "usr/lib/modules"} {
+		if fi, err := os.Stat(filepath.Join(tree, base, running)); running != "" && err == nil && fi.IsDir() {
+			return running
+		}
+		ents, _ := os.ReadDir(filepath.Join(tree, base))
+		for _, e := range ents {
+			if e.IsDir() && !slices.Contains(found, e.Name()) {
+				found = append(found, e.Name())
+			}
+		}
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return running
 }
 
 // osVers makes xCAT's osvers (debian12, rhels9.4, ubuntu24.04) from os-release.
