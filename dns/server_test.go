@@ -41,14 +41,21 @@ func checkGoroutines(t *testing.T) {
 // returns that address. The server stops at the end of the test; Serve must return nil.
 func serve(t *testing.T, srv *Server) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
+	// UDP and TCP on the same port: the UDP port is free, the TCP one may not be (another
+	// test's connection), so try a few ports.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ln == nil; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatal(err)
+			}
+		}
 	}
 	srv.PacketConn, srv.Listener = pc, ln
 	ctx, cancel := context.WithCancel(context.Background())
