@@ -146,7 +146,7 @@ func TestVMSysclone(t *testing.T) {
 	must(os.Truncate(disk, 256<<20))
 	vmtest.StartDnsmasq(t, nw, vmtest.DnsmasqConfig{Hosts: map[string]netip.Addr{mac.String(): nw.Host(5)}})
 
-	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: nw, MAC: mac, Name: "deploy", MemoryMB: 512, Disks: []string{disk},
+	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: nw, MAC: mac, Name: "deploy", MemoryMB: 512, Disks: []string{disk}, ResetOnLockup: true,
 		Kernel: k.Vmlinuz, Initrd: initrd,
 		Append: fmt.Sprintf("console=ttyS0 quiet panic=-1 NODE=%s BOOTIF=01-%s provkit.sysclone=%s/install/sysclone/images/gold provkit.disk=/dev/vda provkit.status=%s/status",
 			node, strings.ReplaceAll(mac.String(), ":", "-"), base, base)})

@@ -123,7 +123,7 @@ func TestVMDiscoverySequential(t *testing.T) {
 	if out, err := bmc.ipmitool("ops", "ops-Pw-42", "mc", "info"); err == nil {
 		t.Fatalf("user ops logs in before discovery:\n%s", out)
 	}
-	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: "new", Reboot: true, Args: bmc.qemuArgs()})
+	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: "new", Reboot: true, ResetOnLockup: true, Args: bmc.qemuArgs()})
 	vm.WaitFor(t, "discovery: I am n2 (10.97.1.12)", 3*time.Minute)
 	if line, err := vm.Await("bmcsetup: done", time.Second); err != nil {
 		failed, _ := vm.Await("bmcsetup: ", time.Second)

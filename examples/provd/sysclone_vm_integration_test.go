@@ -333,7 +333,7 @@ func TestVMSyscloneDeploy(t *testing.T) {
 	if err := os.Truncate(disk, 160<<20); err != nil {
 		t.Fatal(err)
 	}
-	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: node + "-deploy", MemoryMB: 512, Disks: []string{disk}})
+	vm := vmtest.StartVM(t, vmtest.VMConfig{Net: s.net, MAC: mac, Name: node + "-deploy", MemoryMB: 512, Disks: []string{disk}, ResetOnLockup: true})
 	s.waitStatusOrFail(vm, node, "installed", 6*time.Minute)
 	states := s.waitStatus(node, "installed", time.Second)
 	if want := "partitioning formatting imaging bootloader fixup installed"; strings.Join(states, " ") != want {

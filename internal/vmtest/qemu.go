@@ -43,6 +43,12 @@ type VMConfig struct {
 	// BootDisk boots from the first disk (-boot c) when Kernel is empty, instead of the
 	// network.
 	BootDisk bool
+	// ResetOnLockup resets the VM (qemu's system_reset, as a BMC power cycle would) when
+	// the guest kernel reports a soft lockup. Under TCG on a loaded host a guest's
+	// reboot(2) now and then hangs in "BUG: soft lockup ... ksoftirqd" for good; tests
+	// whose guests reboot set it so that the hang costs a reset, not the test. Without
+	// -Reboot, qemu then exits as it does at a guest reboot.
+	ResetOnLockup bool
 	// Args are added to qemu's command line, e.g. an IPMI BMC:
 	// "-chardev", "socket,...", "-device", "ipmi-bmc-extern,...".
 	Args []string
@@ -61,6 +67,8 @@ type VM struct {
 	mu      sync.Mutex
 	lines   []string
 	changed chan struct{} // closed and replaced on each new line
+	resets  int           // system_resets sent for soft lockups
+	monitor string        // the human monitor's unix socket
 }
 
 // StartVM starts qemu-system-x86_64 under TCG in the namespace of cfg.Net. The VM is
@@ -88,7 +96,7 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	// with qemu's default CPU a TCG guest has no entropy source and getrandom() (Go's
 	// crypto/rand, hence every DHCP transaction ID) blocks for minutes.
 	args := []string{"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", strconv.Itoa(cfg.MemoryMB), "-smp", "1",
-		"-display", "none", "-vga", "none", "-serial", "stdio", "-monitor", "none", "-no-user-config",
+		"-display", "none", "-vga", "none", "-serial", "stdio", "-no-user-config",
 		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
 		"-device", cfg.NIC + ",netdev=n0,mac=" + cfg.MAC.String()}
 	if !cfg.Reboot {
@@ -117,13 +125,15 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 	} else {
 		args = append(args, "-boot", "n")
 	}
+	monitor := filepath.Join(tb.TempDir(), "monitor")
+	args = append(args, "-monitor", "unix:"+monitor+",server=on,wait=off")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := cfg.Net.NS.Command(ctx, args...)
 	cmd.Stdin = nil
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	vm := &VM{Name: cfg.Name, LogPath: filepath.Join(tb.TempDir(), cfg.Name+"-console.log"), cancel: cancel,
-		done: make(chan struct{}), changed: make(chan struct{})}
+		done: make(chan struct{}), changed: make(chan struct{}), monitor: monitor}
 	logf, err := os.Create(vm.LogPath)
 	if err != nil {
 		cancel()
@@ -148,6 +158,10 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 			close(vm.changed)
 			vm.changed = make(chan struct{})
 			vm.mu.Unlock()
+			if cfg.ResetOnLockup && strings.Contains(line, "BUG: soft lockup") {
+				err := vm.reset()
+				fmt.Fprintf(logf, "[%7.3f] vmtest: soft lockup: system_reset (%v)\n", time.Since(vm.start).Seconds(), err)
+			}
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
@@ -169,6 +183,29 @@ func StartVM(tb testing.TB, cfg VMConfig) *VM {
 		}
 	})
 	return vm
+}
+
+// reset sends system_reset to qemu's monitor.
+func (vm *VM) reset() error {
+	c, err := net.DialTimeout("unix", vm.monitor, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	vm.mu.Lock()
+	vm.resets++
+	vm.mu.Unlock()
+	_, err = io.WriteString(c, "system_reset\n")
+	// Let qemu read the command before the connection closes.
+	time.Sleep(200 * time.Millisecond)
+	return err
+}
+
+// Resets is how many times the VM was reset for a soft lockup (ResetOnLockup).
+func (vm *VM) Resets() int {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.resets
 }
 
 // Stop kills the VM and waits for qemu to exit.

@@ -63,13 +63,23 @@ func TestVMDirectKernel(t *testing.T) {
 	testenv.Require(t, Needs()...)
 	n := NewNet(t, "vmd", netip.MustParsePrefix("10.98.11.1/24"))
 	k := DebianKernel(t)
-	initrd := BusyboxInitramfs(t, k, "echo DIRECT-BOOT-OK $(cat /proc/cmdline)\npoweroff -f\n")
-	vm := StartVM(t, VMConfig{Net: n, Kernel: k.Vmlinuz, Initrd: initrd, Append: "console=ttyS0 quiet panic=-1 marker=yes", Name: "direct"})
+	// The guest then prints what a kernel stuck in a soft lockup prints, and hangs:
+	// ResetOnLockup resets it, and without Reboot qemu exits.
+	initrd := BusyboxInitramfs(t, k, "echo DIRECT-BOOT-OK $(cat /proc/cmdline)\necho 'watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [vmtest:1]'\nsleep 600\n")
+	vm := StartVM(t, VMConfig{Net: n, Kernel: k.Vmlinuz, Initrd: initrd, Append: "console=ttyS0 quiet panic=-1 marker=yes", Name: "direct", ResetOnLockup: true})
 	line := vm.WaitFor(t, "DIRECT-BOOT-OK", 2*time.Minute)
+	if !strings.Contains(line, "marker=yes") {
+		t.Errorf("kernel command line not passed: %q", line)
+	}
+	select {
+	case <-vm.Exited():
+	case <-time.After(time.Minute):
+		t.Fatalf("the VM was not reset after its soft lockup")
+	}
 	if testing.Verbose() {
 		vm.LogConsole(t)
 	}
-	if !strings.Contains(line, "marker=yes") {
-		t.Errorf("kernel command line not passed: %q", line)
+	if got := vm.Resets(); got != 1 {
+		t.Errorf("Resets() = %d, want 1", got)
 	}
 }
