@@ -4,9 +4,6 @@ package image
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -22,108 +19,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/provkit/provkit/internal/netns"
+	"github.com/provkit/provkit/internal/sshdtest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
 // sshdNode is a real OpenSSH server in a network namespace: the golden node of a test.
 type sshdNode struct {
-	ns         *netns.NS
-	addr       string // "10.98.128.1:22"
-	keyFile    string // the client's private key
-	knownHosts string
-	hostPub    ssh.PublicKey
+	ns *netns.NS
+	*sshdtest.Server
 }
 
-// writeKey writes an ed25519 private key in OpenSSH format and returns its public key.
-func writeKey(t *testing.T, path string) ssh.PublicKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "provkit-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
-// startSSHD runs sshd -D in a new namespace on 10.98.<third>.1:22, with a host key and
-// an authorized client key made for the test, and a known_hosts file that lists it.
+// startSSHD runs sshd in a new namespace on 10.98.<third>.1:22.
 func startSSHD(t *testing.T, third int) *sshdNode {
 	t.Helper()
-	dir := t.TempDir()
-	n := &sshdNode{ns: netns.New(t, "scl"), addr: fmt.Sprintf("10.98.%d.1:22", third),
-		keyFile: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
-	n.ns.MustIP(t, "addr", "add", fmt.Sprintf("10.98.%d.1/24", third), "dev", "lo")
-	n.hostPub = writeKey(t, filepath.Join(dir, "host_key"))
-	client := writeKey(t, n.keyFile)
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, _, _ := net.SplitHostPort(n.addr)
-	if err := os.WriteFile(n.knownHosts, []byte(host+" "+string(ssh.MarshalAuthorizedKey(n.hostPub))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf("ListenAddress %s\nHostKey %s\nAuthorizedKeysFile %s\nPermitRootLogin prohibit-password\n"+
-		"StrictModes no\nUsePAM no\nPasswordAuthentication no\nPidFile %s\nLogLevel ERROR\n",
-		n.addr, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
-	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation directory
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := n.ns.Command(ctx, "/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("sshd output:\n%s", out.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := n.ns.Do(func() error {
-			c, err := net.DialTimeout("tcp", n.addr, time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			return n
-		}
-		select {
-		case <-done:
-			t.Fatalf("sshd exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd does not listen on %s: %v", n.addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	ns := netns.New(t, "scl")
+	ns.MustIP(t, "addr", "add", fmt.Sprintf("10.98.%d.1/24", third), "dev", "lo")
+	return &sshdNode{ns: ns, Server: sshdtest.Start(t, ns, fmt.Sprintf("10.98.%d.1:22", third))}
 }
 
 func (n *sshdNode) config() SSHConfig {
-	return SSHConfig{Addr: n.addr, KeyFiles: []string{n.keyFile}, KnownHosts: []string{n.knownHosts}, NoAgent: true,
+	return SSHConfig{Addr: n.Addr, KeyFiles: []string{n.KeyFile}, KnownHosts: []string{n.KnownHosts}, NoAgent: true,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
 			err := n.ns.Do(func() error {
@@ -237,8 +152,8 @@ func TestNetnsSSHHostKeyChecked(t *testing.T) {
 
 	empty := filepath.Join(t.TempDir(), "known_hosts")
 	other := filepath.Join(t.TempDir(), "known_hosts")
-	otherKey := writeKey(t, filepath.Join(t.TempDir(), "k"))
-	host, _, _ := net.SplitHostPort(node.addr)
+	otherKey := sshdtest.WriteKey(t, filepath.Join(t.TempDir(), "k"))
+	host, _, _ := net.SplitHostPort(node.Addr)
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -4,116 +4,27 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
 	"github.com/provkit/provkit/image"
+	"github.com/provkit/provkit/internal/sshdtest"
 	"github.com/provkit/provkit/internal/testenv"
 )
-
-func writeSSHKey(t *testing.T, path string) ssh.PublicKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "provkit-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
-// startLoopbackSSHD runs OpenSSH's sshd on 127.0.0.1 (a free port) with keys made for the
-// test; it returns the port, the client key and a known_hosts file that lists the server.
-func startLoopbackSSHD(t *testing.T) (port int, key, knownHosts string) {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	hostPub := writeSSHKey(t, filepath.Join(dir, "host_key"))
-	key = filepath.Join(dir, "id_ed25519")
-	client := writeSSHKey(t, key)
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	knownHosts = filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(hostPub))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf("ListenAddress 127.0.0.1:%d\nHostKey %s\nAuthorizedKeysFile %s\nPermitRootLogin prohibit-password\n"+
-		"StrictModes no\nUsePAM no\nPasswordAuthentication no\nPidFile %s\nLogLevel ERROR\n",
-		port, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
-	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("sshd output:\n%s", out.String())
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			return port, key, knownHosts
-		}
-		select {
-		case <-done:
-			t.Fatalf("sshd exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd does not listen on port %d: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestSSHDImgcapture captures a golden tree from a real OpenSSH server with provctl
 // imgcapture, checks the osimage it defines (lsdef -t osimage), the packed image and the
 // boot files, then captures again after a change and sees only the change move.
 func TestSSHDImgcapture(t *testing.T) {
 	testenv.Require(t, testenv.Root(), testenv.Program("/usr/sbin/sshd", "go"))
-	port, key, kh := startLoopbackSSHD(t)
+	sd := sshdtest.Start(t, nil, "")
+	port, key, kh := sd.Port(), sd.KeyFile, sd.KnownHosts
 	agent := filepath.Join(t.TempDir(), "nodeinit")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", agent, "github.com/provkit/provkit/examples/nodeinit")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
