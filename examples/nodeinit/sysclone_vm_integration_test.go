@@ -23,31 +23,6 @@ import (
 	"github.com/provkit/provkit/internal/vmtest"
 )
 
-// diskInit is /sbin/init of the golden system: it proves the clone booted from its own
-// disk with its own name, and reports "booted" as the installed system does.
-const diskInit = `#!/bin/sh
-export PATH=/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-hostname -F /etc/hostname
-ip link set lo up
-ip link set eth0 up
-ip addr add %s dev eth0
-echo "PROVKIT-DISK-BOOT host=$(hostname) root=$(awk '$2=="/"{print $1 "," $3}' /proc/mounts)"
-nodeinit report booted
-sleep 60
-poweroff -f
-`
-
-// diskInitrd is the /init of the golden system's own initramfs: load the disk and
-// filesystem modules, mount the root partition, switch to it.
-const diskInitrd = `mkdir -p /newroot
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda2 ] && break; sleep 1; done
-mount -t ext4 /dev/vda2 /newroot || echo "PROVKIT-DISK-BOOT-FAILED: mount /dev/vda2"
-exec /bin/busybox switch_root /newroot /sbin/init
-`
-
 // TestVMSysclone is the deploy proof: a VM with an empty virtual disk boots the nodeinit
 // initramfs in sysclone mode (DHCP from dnsmasq), lays a golden image served over HTTP
 // onto the disk (partitions, filesystems, extlinux with the golden MBR, fix-ups),
@@ -103,10 +78,10 @@ func TestVMSysclone(t *testing.T) {
 		copyFile(src, dst, 0o755)
 	}
 	copyFile(k.Vmlinuz, "boot/vmlinuz", 0o644)
-	copyFile(vmtest.BusyboxInitramfs(t, k, diskInitrd, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img", 0o644)
+	copyFile(vmtest.BusyboxInitramfs(t, k, vmtest.DiskBootInitramfs, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img", 0o644)
 	files := map[string]string{
 		"boot/extlinux/extlinux.conf": "DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1 quiet\n",
-		"sbin/init":                   fmt.Sprintf(diskInit, netip.PrefixFrom(nw.Host(5), 24)),
+		"sbin/init":                   fmt.Sprintf(vmtest.DiskBootInit, netip.PrefixFrom(nw.Host(5), 24)),
 		"etc/hostname":                "golden\n",
 		"etc/hosts":                   "127.0.0.1\tlocalhost\n",
 	}

@@ -19,34 +19,6 @@ import (
 	"github.com/provkit/provkit/internal/vmtest"
 )
 
-// goldenInit is /sbin/init of the golden system: it proves that a clone booted from its
-// own disk under its own name, and reports "booted" to provd as an installed system does
-// (nodeinit report reads the node and provd's address from /etc/provkit/node.conf, which
-// the deploy's fix-ups write). The address is n30's, from the hosts table: busybox init
-// runs no DHCP client.
-const goldenInit = `#!/bin/sh
-export PATH=/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-hostname -F /etc/hostname
-ip link set lo up
-ip link set eth0 up
-ip addr add %s dev eth0
-echo "PROVKIT-DISK-BOOT host=$(hostname) root=$(awk '$2=="/"{print $1 "," $3}' /proc/mounts)"
-nodeinit report booted
-sleep 60
-poweroff -f
-`
-
-// goldenInitrd is the /init of the golden system's own initramfs: load the disk and
-// filesystem modules, mount the root partition, switch to it.
-const goldenInitrd = `mkdir -p /newroot
-for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda2 ] && break; sleep 1; done
-mount -t ext4 /dev/vda2 /newroot || echo "PROVKIT-DISK-BOOT-FAILED: mount /dev/vda2"
-exec /bin/busybox switch_root /newroot /sbin/init
-`
-
 // runCmd runs a command and fails the test with its output if it fails.
 func runCmd(t *testing.T, stdin string, name string, args ...string) string {
 	t.Helper()
@@ -153,10 +125,10 @@ func goldenTree(t *testing.T, golden, nodeinit string, k *vmtest.Kernel, addr ne
 	}
 	runCmd(t, "", "depmod", "-b", golden, k.Version)
 	copyFile(k.Vmlinuz, "boot/vmlinuz-"+k.Version, 0o644)
-	copyFile(vmtest.BusyboxInitramfs(t, k, goldenInitrd, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img-"+k.Version, 0o644)
+	copyFile(vmtest.BusyboxInitramfs(t, k, vmtest.DiskBootInitramfs, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img-"+k.Version, 0o644)
 	files := map[string]string{
 		"boot/extlinux/extlinux.conf": fmt.Sprintf("DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz-%s\n  INITRD /initrd.img-%s\n  APPEND console=ttyS0 panic=-1 quiet\n", k.Version, k.Version),
-		"sbin/init":                   fmt.Sprintf(goldenInit, addr),
+		"sbin/init":                   fmt.Sprintf(vmtest.DiskBootInit, addr),
 		"etc/hostname":                "golden\n",
 		"etc/hosts":                   "127.0.0.1\tlocalhost\n",
 		"etc/os-release":              "ID=debian\nVERSION_ID=\"12\"\n",
