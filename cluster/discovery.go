@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/provkit/provkit/internal/natural"
 )
 
 // Node discovery, as xCAT does it: a node whose MAC is in no table boots the discovery
@@ -334,35 +336,6 @@ func DiscoveryRows(ctx context.Context, s Store, method, uuid string) ([]Row, er
 	return out, err
 }
 
-// naturalLess orders names with runs of digits compared by value: cn2 before cn10, the
-// order people power a rack on in.
-func naturalLess(a, b string) int {
-	for a != "" && b != "" {
-		da, db := leadingDigits(a), leadingDigits(b)
-		if da > 0 && db > 0 {
-			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
-			if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb)); c != 0 {
-				return c
-			}
-			a, b = a[da:], b[db:]
-			continue
-		}
-		if a[0] != b[0] {
-			return cmp.Compare(a[0], b[0])
-		}
-		a, b = a[1:], b[1:]
-	}
-	return cmp.Compare(len(a), len(b))
-}
-
-func leadingDigits(s string) int {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return i
-}
-
 // freeNodes returns the names of noderange nr that discovery may still give, in
 // natural order (cn2 before cn10, unlike a noderange's ASCII order): those that are not
 // nodes yet, and nodes without a MAC.
@@ -371,7 +344,7 @@ func (v *View) freeNodes(nr string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nodediscoverstart: noderange=%s: %w", nr, err)
 	}
-	slices.SortFunc(names, naturalLess)
+	slices.SortFunc(names, natural.Compare)
 	var free []string
 	for _, n := range names {
 		if !v.IsNode(n) || len(parseMACs(v.NodeAttr(n, "mac"))) == 0 {

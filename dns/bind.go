@@ -12,6 +12,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/provkit/provkit/internal/natural"
 )
 
 // A Record is one resource record of a zone file, in master file terms.
@@ -74,7 +76,7 @@ func sortRecords(rs []Record) {
 func compareNames(a, b string) int {
 	la, lb := mdns.SplitDomainName(a), mdns.SplitDomainName(b)
 	for i, j := len(la)-1, len(lb)-1; i >= 0 && j >= 0; i, j = i-1, j-1 {
-		if c := naturalCompare(la[i], lb[j]); c != 0 {
+		if c := natural.Compare(la[i], lb[j]); c != 0 {
 			return c
 		}
 	}
@@ -90,34 +92,6 @@ func compareValues(a, b Record) int {
 		}
 	}
 	return strings.Compare(a.Value, b.Value)
-}
-
-// naturalCompare compares strings with runs of digits compared by value.
-func naturalCompare(a, b string) int {
-	for a != "" && b != "" {
-		da, db := digits(a), digits(b)
-		if da > 0 && db > 0 {
-			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
-			if c := cmp.Or(cmp.Compare(len(na), len(nb)), strings.Compare(na, nb)); c != 0 {
-				return c
-			}
-			a, b = a[da:], b[db:]
-			continue
-		}
-		if a[0] != b[0] {
-			return cmp.Compare(a[0], b[0])
-		}
-		a, b = a[1:], b[1:]
-	}
-	return cmp.Compare(len(a), len(b))
-}
-
-func digits(s string) int {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return i
 }
 
 // Names returns the owner names of zf's records.
