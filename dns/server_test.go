@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,26 +15,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	mdns "github.com/miekg/dns"
-)
 
-// checkGoroutines fails the test if goroutines started during it are still there at its
-// end (servers must stop everything they start).
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				n := runtime.Stack(buf, true)
-				t.Errorf("%d goroutines left, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:n])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+	"github.com/provkit/provkit/internal/testenv"
+)
 
 // serve starts srv on a loopback UDP socket and a TCP listener of the same port, and
 // returns that address. The server stops at the end of the test; Serve must return nil.
@@ -117,7 +99,7 @@ func rrs(sec []mdns.RR) []string {
 }
 
 func TestServerAuthoritative(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	addr := serve(t, &Server{Records: testTable(t)})
 	soa := "cluster.test.\t0\tIN\tSOA\tns.cluster.test. hostmaster.cluster.test. 7 3600 900 604800 10"
 	for _, tc := range []struct {
@@ -166,7 +148,7 @@ func TestServerAuthoritative(t *testing.T) {
 }
 
 func TestServerBadQueries(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	srv := &Server{Records: testTable(t)}
 	addr := serve(t, srv)
 
@@ -232,7 +214,7 @@ func TestServerBadQueries(t *testing.T) {
 }
 
 func TestServerTruncation(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	var many []netip.Addr
 	for i := 1; i <= 100; i++ {
 		many = append(many, netip.AddrFrom4([4]byte{10, 97, 2, byte(i)}))
@@ -301,7 +283,7 @@ func startUpstream(t *testing.T) *upstream {
 }
 
 func TestServerForwardAndCache(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	up := startUpstream(t)
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	srv := &Server{Records: testTable(t), Forwarders: []netip.AddrPort{netip.MustParseAddrPort(up.addr)}, now: clock.now}
@@ -369,7 +351,7 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 func TestServerForwardOnce(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	up := startUpstream(t)
 	gate := up.hold()
 	addr := serve(t, &Server{Forwarders: []netip.AddrPort{netip.MustParseAddrPort(up.addr)}})
@@ -408,7 +390,7 @@ func TestServerForwardOnce(t *testing.T) {
 }
 
 func TestServerForwardFailure(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	// A forwarder that never answers, then one that refuses: SERVFAIL, not a hang.
 	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -431,7 +413,7 @@ func TestServerForwardFailure(t *testing.T) {
 }
 
 func TestServerRecursionFrom(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	up := startUpstream(t)
 	addr := serve(t, &Server{
 		Records:       testTable(t),
@@ -452,7 +434,7 @@ func TestServerRecursionFrom(t *testing.T) {
 
 // TestServerLive swaps the records under a running server: the next query sees them.
 func TestServerLive(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	var cur atomic.Pointer[Table]
 	cur.Store(testTable(t))
 	addr := serve(t, &Server{Records: RecordsFunc(func(n string) Result { return cur.Load().Lookup(n) })})
@@ -472,7 +454,7 @@ func TestServerLive(t *testing.T) {
 
 // TestServerGoResolver asks through Go's own resolver, as programs on the nodes do.
 func TestServerGoResolver(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	up := startUpstream(t)
 	addr := serve(t, &Server{Records: testTable(t), Forwarders: []netip.AddrPort{netip.MustParseAddrPort(up.addr)}})
 	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -505,7 +487,7 @@ func TestServerGoResolver(t *testing.T) {
 }
 
 func TestServeOpensAddr(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	srv := &Server{Addr: "127.0.0.1:0", Records: testTable(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

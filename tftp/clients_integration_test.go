@@ -127,7 +127,7 @@ func TestNetnsServe(t *testing.T) {
 		return err
 	}))
 	rec := &recorder{}
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- (&tftp.Server{Files: openDir(t, root), Conn: conn, OnTransfer: rec.add}).Serve(ctx) }()

@@ -15,10 +15,12 @@ import (
 
 	"github.com/provkit/provkit/tftp"
 	"github.com/provkit/provkit/tftp/bootconf"
+
+	"github.com/provkit/provkit/internal/testenv"
 )
 
 func TestHTTPHandler(t *testing.T) {
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	root, files := bootRoot(t)
 	rec := &recorder{}
 	srv := httptest.NewServer(http.StripPrefix("/tftpboot", &tftp.HTTPHandler{Files: openDir(t, root), OnTransfer: rec.add}))

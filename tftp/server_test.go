@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,25 +19,9 @@ import (
 
 	"github.com/provkit/provkit/tftp"
 	"github.com/provkit/provkit/tftp/tftptest"
-)
 
-// checkNoLeak fails the test if goroutines started during it outlive it.
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("%d goroutines left, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:n])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+	"github.com/provkit/provkit/internal/testenv"
+)
 
 // recorder collects OnTransfer records.
 type recorder struct {
@@ -77,7 +60,7 @@ func (r *recorder) wait(t *testing.T, n int) []tftp.Transfer {
 // Serve returns nil.
 func serve(t *testing.T, s *tftp.Server) (netip.AddrPort, *recorder) {
 	t.Helper()
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +335,7 @@ func TestServeRefusesWrites(t *testing.T) {
 // TestServeShutdown cancels Serve while a transfer waits for a client that never
 // answers: Serve returns nil at once, the client hears why, and nothing leaks.
 func TestServeShutdown(t *testing.T) {
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	root, _ := bootRoot(t)
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	must(t, err)

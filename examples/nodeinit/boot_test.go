@@ -11,13 +11,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/provkit/provkit/internal/testenv"
 )
 
 // statusSink is an HTTP status receiver that records reports.
@@ -56,22 +57,6 @@ func (s *statusSink) states() []string {
 		out = append(out, st.Node+" "+st.State)
 	}
 	return out
-}
-
-// checkNoLeak fails the test if goroutines started during it are still running.
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
 }
 
 // fakeMachine boots without touching the system; steps can be made to fail.
@@ -124,7 +109,7 @@ func fakeMachine(cmdline string, failAt string, calls *[]string) machine {
 }
 
 func TestRun(t *testing.T) {
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	tests := []struct {
 		name      string
 		cmdline   string
@@ -236,7 +221,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestReporter(t *testing.T) {
-	checkNoLeak(t)
+	testenv.NoGoroutineLeak(t)
 	sink := &statusSink{failN: 2}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()

@@ -3,7 +3,6 @@ package lanplus_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,8 @@ import (
 	"github.com/provkit/provkit/bmc/bmctest"
 	"github.com/provkit/provkit/bmc/ipmi"
 	"github.com/provkit/provkit/bmc/ipmi/lanplus"
+
+	"github.com/provkit/provkit/internal/testenv"
 )
 
 func fake(t *testing.T) *bmctest.FakeBMC {
@@ -25,27 +26,11 @@ func fake(t *testing.T) *bmctest.FakeBMC {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
-
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines left behind:\n%s", n-before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 func TestSessionCommands(t *testing.T) {
 	for _, suite := range []ipmi.CipherSuite{ipmi.CipherSuite3, ipmi.CipherSuite17} {
 		t.Run(ipmi.CipherSuite(suite).String(), func(t *testing.T) {
 			f := fake(t)
-			checkGoroutines(t)
+			testenv.NoGoroutineLeak(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			s, err := lanplus.Open(ctx, lanplus.Config{Addr: f.Addr(), User: "admin", Password: "s3cret-pw", Suite: suite})
@@ -108,7 +93,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			testenv.NoGoroutineLeak(t)
 			tt.cfg.RetryInterval = 50 * time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
@@ -147,7 +132,7 @@ func TestRetransmit(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	checkGoroutines(t)
+	testenv.NoGoroutineLeak(t)
 	bh, err := bmctest.NewBlackhole()
 	if err != nil {
 		t.Fatal(err)
