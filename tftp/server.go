@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -65,6 +67,13 @@ type Server struct {
 	Retries int
 	// TransferLimit bounds the duration of one transfer. If zero, DefaultTransferLimit.
 	TransferLimit time.Duration
+	// SpinWait is how long a transfer may busy-wait for an acknowledgement before it
+	// sleeps until one arrives. A transfer spins only while its recent round trips are
+	// shorter than SpinWait and while fewer than half of the CPUs (GOMAXPROCS) are
+	// spinning: it shortens each block of a lockstep transfer on a fast path by the
+	// sleep and wake-up, at the cost of CPU time. If zero, DefaultSpinWait; negative
+	// never spins.
+	SpinWait time.Duration
 
 	// DialTransfer opens the socket of one transfer, connected to the client. If nil, a
 	// UDP socket on the address the request arrived at, with a fresh port, in the network
@@ -101,6 +110,9 @@ type config struct {
 	timeout      time.Duration
 	retries      int
 	limit        time.Duration
+	spin         time.Duration
+	spinners     *atomic.Int32 // transfers spinning now
+	maxSpinners  int32
 	log          *slog.Logger
 	onTransfer   func(Transfer)
 }
@@ -114,6 +126,9 @@ func (s *Server) config() config {
 		timeout:      s.Timeout,
 		retries:      s.Retries,
 		limit:        s.TransferLimit,
+		spin:         s.SpinWait,
+		spinners:     new(atomic.Int32),
+		maxSpinners:  int32(runtime.GOMAXPROCS(0) / 2),
 		log:          s.Logger,
 		onTransfer:   s.OnTransfer,
 	}
@@ -143,6 +158,9 @@ func (s *Server) config() config {
 	}
 	if c.limit <= 0 {
 		c.limit = DefaultTransferLimit
+	}
+	if c.spin == 0 {
+		c.spin = DefaultSpinWait
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -31,6 +31,7 @@ func netasciiReader(r io.Reader) io.Reader { return netascii.ToReader(r) }
 type sender struct {
 	conn    net.Conn
 	gso     *gsoConn // nil: one write per packet
+	raw     *rawConn // nil: packets through conn
 	r       io.Reader
 	br      *bufio.Reader
 	timeout time.Duration
@@ -56,6 +57,11 @@ func newSender(conn net.Conn, cfg config, r io.Reader) *sender {
 	s := &sender{conn: conn, r: r, timeout: cfg.timeout, retries: cfg.retries,
 		bs: DefaultBlockSize, ws: 1, maxBS: cfg.maxBlock, maxWS: cfg.maxWindow}
 	s.gso = newGSOConn(conn)
+	if cfg.spin > 0 && cfg.maxSpinners > 0 {
+		s.raw = newRawConn(conn, &spinner{budget: cfg.spin, active: cfg.spinners, limit: cfg.maxSpinners})
+	} else {
+		s.raw = newRawConn(conn, nil)
+	}
 	return s
 }
 
@@ -264,7 +270,21 @@ func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 func (s *sender) setDeadline(t time.Time) error { return s.conn.SetReadDeadline(t) }
 
-func (s *sender) read() (int, error) { return s.conn.Read(s.rbuf[:]) }
+func (s *sender) read() (int, error) {
+	if s.raw != nil {
+		return s.raw.read(s.rbuf[:])
+	}
+	return s.conn.Read(s.rbuf[:])
+}
+
+// write sends one packet.
+func (s *sender) write(b []byte) error {
+	if s.raw != nil {
+		return s.raw.write(b)
+	}
+	_, err := s.conn.Write(b)
+	return err
+}
 
 func (s *sender) cancelled(ctx context.Context) error {
 	msg := "server shutting down"
@@ -321,7 +341,7 @@ func (s *sender) sendWindow() error {
 		s.gso = nil // the path does not take GSO: fall back to one write per packet
 	}
 	for off := 0; off < l; off += s.slot {
-		if _, err := s.conn.Write(s.buf[off:min(off+s.slot, l)]); err != nil {
+		if err := s.write(s.buf[off:min(off+s.slot, l)]); err != nil {
 			return err
 		}
 	}

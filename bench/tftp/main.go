@@ -52,6 +52,7 @@ func serve(args []string) error {
 	httpAddr := fs.String("http", "127.0.0.1:8081", "provkit HTTP address")
 	fsAddr := fs.String("fileserver", "", "net/http FileServer address (empty: none)")
 	limit := fs.Duration("limit", 10*time.Minute, "stop after this long")
+	spin := fs.Duration("spin", 0, "tftp.Server.SpinWait (0: the default, negative: never spin)")
 	_ = fs.Parse(args)
 
 	dir, err := tftp.OpenDir(*root)
@@ -65,7 +66,7 @@ func serve(args []string) error {
 	defer cancel2()
 
 	g, ctx := errgroup.WithContext(ctx)
-	srv := &tftp.Server{Files: dir, Addr: *tftpAddr}
+	srv := &tftp.Server{Files: dir, Addr: *tftpAddr, SpinWait: *spin}
 	g.Go(func() error { return srv.Serve(ctx) })
 	servers := []*http.Server{{Addr: *httpAddr, Handler: &tftp.HTTPHandler{Files: dir}}}
 	if *fsAddr != "" {
