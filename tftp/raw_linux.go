@@ -42,6 +42,9 @@ func newRawConn(c net.Conn, sp *spinner) *rawConn {
 		p := bufPtr(r.buf)
 		for i := 0; ; i++ {
 			n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, p, uintptr(len(r.buf)), 0, 0, 0)
+			if e == syscall.EINTR {
+				continue
+			}
 			if e != syscall.EAGAIN {
 				r.n, r.err = int(n), e
 				r.endSpin()
@@ -58,6 +61,9 @@ func newRawConn(c net.Conn, sp *spinner) *rawConn {
 	}
 	r.sendFn = func(fd uintptr) bool {
 		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(r.buf), uintptr(len(r.buf)), 0, 0, 0)
+		for e == syscall.EINTR {
+			n, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(r.buf), uintptr(len(r.buf)), 0, 0, 0)
+		}
 		if e == syscall.EAGAIN {
 			return false
 		}
