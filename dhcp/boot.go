@@ -32,6 +32,10 @@ type Boot struct {
 	HTTP, HTTPARM64 string
 	// IPXE is the URL of the node's iPXE script, answered to iPXE itself.
 	IPXE string
+	// BOOTP is the file for BOOTP clients (requests without a DHCP message type: IBM
+	// POWER firmware's network boot, old BOOTP ROMs), such as xCAT's
+	// "boot/grub2/grub2-<node>" for a ppc64 node. If empty, BIOS.
+	BOOTP string
 	// RootPath is option 17 (an NFS root, or an iSCSI target).
 	RootPath string
 }
@@ -42,7 +46,7 @@ func (b *Boot) validate(where string) error {
 	}
 	for _, f := range []struct{ name, v string }{
 		{"BIOS", b.BIOS}, {"EFI32", b.EFI32}, {"EFI64", b.EFI64}, {"ARM64", b.ARM64},
-		{"HTTP", b.HTTP}, {"HTTPARM64", b.HTTPARM64}, {"IPXE", b.IPXE}, {"RootPath", b.RootPath},
+		{"HTTP", b.HTTP}, {"HTTPARM64", b.HTTPARM64}, {"IPXE", b.IPXE}, {"BOOTP", b.BOOTP}, {"RootPath", b.RootPath},
 		{"TFTPServerName", b.TFTPServerName},
 	} {
 		if len(f.v) > 255 {
@@ -73,6 +77,7 @@ func (b Boot) merge(def *Boot) Boot {
 	pick(&b.HTTP, def.HTTP)
 	pick(&b.HTTPARM64, def.HTTPARM64)
 	pick(&b.IPXE, def.IPXE)
+	pick(&b.BOOTP, def.BOOTP)
 	pick(&b.RootPath, def.RootPath)
 	return b
 }

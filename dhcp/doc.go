@@ -15,6 +15,10 @@
 //     Replies to iPXE carry no-pxedhcp (option 175.176 = 1), as xCAT's dhcpd.conf does, so
 //     that iPXE does not wait a second for ProxyDHCP offers; a network or host option 175
 //     replaces it (for sites with a ProxyDHCP server).
+//   - BOOTP clients (RFC 951 and 1542: no DHCP message type; IBM POWER firmware's network
+//     boot) with a reservation get their address, Boot.BOOTP (else BIOS) and the basic
+//     options in a 300-byte reply, as ISC dhcpd answers a fixed-address host; BOOTP clients
+//     without one get nothing (no dynamic-bootp). DenyBOOTP turns BOOTP off.
 //   - Relayed requests (giaddr) are answered through the relay, option 82 echoed, the subnet
 //     chosen by giaddr or link selection.
 //   - The serve loop is our own over the insomniacslk/dhcp codec: a bounded pool of workers,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -47,6 +48,8 @@ func FuzzHandle(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s, false)
 	}
+	f.Add(bootpRequest(mac1, 7, false, netip.Addr{}), false)
+	f.Add(bootpRequest(mac1, 8, true, ip("10.91.8.1")), true)
 	hosts := hostsOf(f, Host{Name: "n1", MAC: mac1, IP: ip("10.91.0.11"),
 		Options: []Option{OptionString(150, "menu")}, Boot: Boot{IPXE: "http://10.91.0.1/n1.ipxe"}},
 		Host{Name: "ib", ClientID: []byte{0xff, 1, 2, 3}, IP: ip("10.91.0.12")})
@@ -66,6 +69,10 @@ func FuzzHandle(f *testing.F) {
 			return
 		}
 		req, err := dhcpv4.FromBytes(pkt)
+		if err != nil && len(pkt) >= dhcpFixedLen+4 && [4]byte(pkt[dhcpFixedLen:dhcpFixedLen+4]) != magicCookie {
+			// RFC 951 BOOTP: no options; the header decodes with an empty option list.
+			req, err = dhcpv4.FromBytes(append(append(bytes.Clone(pkt[:dhcpFixedLen]), magicCookie[:]...), 255))
+		}
 		if err != nil {
 			t.Fatalf("answered a packet the codec rejects (%v)", err)
 		}
@@ -84,6 +91,7 @@ func FuzzHandle(f *testing.F) {
 			dhcpv4.MessageTypeDiscover: {dhcpv4.MessageTypeOffer},
 			dhcpv4.MessageTypeRequest:  {dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak},
 			dhcpv4.MessageTypeInform:   {dhcpv4.MessageTypeAck},
+			dhcpv4.MessageTypeNone:     {dhcpv4.MessageTypeNone}, // BOOTP
 		}[req.MessageType()]
 		found := false
 		for _, mt := range want {

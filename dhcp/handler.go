@@ -32,6 +32,7 @@ type request struct {
 	prl         []byte
 	maxMsg      int
 	broadcast   bool
+	bootp       bool // a BOOTP request: no option 53
 	boot        bootClient
 }
 
@@ -47,17 +48,31 @@ func parse(pkt []byte, rq *request) bool {
 	if len(pkt) < dhcpFixedLen+4 || pkt[0] != 1 || pkt[2] > 16 {
 		return false
 	}
+	if [4]byte(pkt[dhcpFixedLen:dhcpFixedLen+4]) != magicCookie {
+		// An RFC 951 BOOTP request: its vend field holds no RFC 1497 options. Decode the
+		// fixed header alone.
+		var b [dhcpFixedLen + 5]byte
+		copy(b[:], pkt[:dhcpFixedLen])
+		copy(b[dhcpFixedLen:], magicCookie[:])
+		b[dhcpFixedLen+4] = 255
+		pkt = b[:]
+	}
 	p, err := dhcpv4.FromBytes(pkt)
 	if err != nil {
 		return false
 	}
 	rq.p = p
-	if v := p.Options[53]; len(v) == 1 {
+	if v, ok := p.Options[53]; ok {
+		if len(v) != 1 {
+			return false
+		}
 		rq.mt = dhcpv4.MessageType(v[0])
 	}
 	switch rq.mt {
 	case dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline,
 		dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeInform:
+	case dhcpv4.MessageTypeNone:
+		rq.bootp = true // no DHCP message type: a BOOTP client (RFC 951, 1542)
 	default:
 		return false
 	}
@@ -285,6 +300,9 @@ func (st *state) handle(ctx context.Context, w *slot, pkt []byte) (route, bool) 
 		return route{}, false
 	}
 	m := &w.meta
+	if rq.bootp {
+		return st.bootp(ctx, w, m, &rq)
+	}
 	switch rq.mt {
 	case dhcpv4.MessageTypeDiscover:
 		return st.discover(ctx, w, m, &rq)

@@ -36,6 +36,12 @@ type Server struct {
 	// network's Ranges when it has any.
 	DenyUnknown bool
 
+	// DenyBOOTP ignores BOOTP clients (requests without a DHCP message type), as ISC's
+	// "deny bootp". If false, a BOOTP client with a reservation gets its reserved address
+	// and boot file, as ISC dhcpd answers a fixed-address host; one without a reservation
+	// gets nothing (ISC's dynamic-bootp is not supported).
+	DenyBOOTP bool
+
 	// OnDiscover, if set, is called for each DHCPDISCOVER from a client without a
 	// reservation, with the address offered (zero if none: denied or pool full), so that
 	// node discovery can record it. It runs on the worker that handles the packet and must
@@ -117,6 +123,7 @@ type state struct {
 	idHosts    ClientIDHosts
 	addrHosts  AddrHosts
 	deny       bool
+	denyBOOTP  bool
 	onDiscover func(Discovery)
 	leases     *leaseTable
 	tr         transport
@@ -155,6 +162,7 @@ func (s *Server) compile() (*state, error) {
 	st := &state{
 		hosts:      s.Hosts,
 		deny:       s.DenyUnknown,
+		denyBOOTP:  s.DenyBOOTP,
 		onDiscover: s.OnDiscover,
 		log:        s.Logger,
 		now:        s.now,

@@ -104,7 +104,8 @@ func (h *DHCPHosts) build(v *cluster.View) map[string]dhcp.Host {
 
 // bootAnswer is what node name's firmware is told to load, by its noderes.netboot, with
 // xCAT's file names (artifacts.md §3): xnba gets iPXE (xcat/xnba.kpxe, xcat/xnba.efi) and
-// then its script over HTTP; pxe gets pxelinux.0; grub2 its GRUB image.
+// then its script over HTTP; pxe gets pxelinux.0; grub2 its GRUB image (also to BOOTP
+// clients: IBM POWER firmware).
 func (h *DHCPHosts) bootAnswer(v *cluster.View, name string, ip netip.Addr) dhcp.Boot {
 	n := &cluster.Node{Name: name, IP: ip, TFTPServer: v.NodeAttr(name, "tftpserver"), XCATMaster: v.NodeAttr(name, "xcatmaster")}
 	srv := h.Boot.ServerFor(v, n)
@@ -118,6 +119,7 @@ func (h *DHCPHosts) bootAnswer(v *cluster.View, name string, ip netip.Addr) dhcp
 	case "grub2", "grub2-tftp", "grub2-http":
 		b.EFI64 = "boot/grub2/grub2-" + name
 		b.ARM64 = "boot/grub2/grub2-" + name
+		b.BOOTP = "boot/grub2/grub2-" + name // POWER firmware boots over BOOTP
 	default: // xnba and unset: iPXE, then the node's script over HTTP
 		b.BIOS = "xcat/xnba.kpxe"
 		b.EFI64 = "xcat/xnba.efi"

@@ -21,12 +21,13 @@ func TestDHCPHosts(t *testing.T) {
 	defer s.Close()
 	err = s.Update(ctx, func(tx cluster.Tx) error {
 		for tab, rows := range map[string][]cluster.Row{
-			"nodelist": {{"node": "n1", "groups": "compute"}, {"node": "n2", "groups": "compute"}, {"node": "noip", "groups": "other"}},
+			"nodelist": {{"node": "n1", "groups": "compute"}, {"node": "n2", "groups": "compute"}, {"node": "n3", "groups": "compute"}, {"node": "noip", "groups": "other"}},
 			"hosts":    {{"node": "compute", "ip": `|n(\d+)|10.0.0.($1+10)|`}},
-			"noderes":  {{"node": "compute", "netboot": "xnba"}, {"node": "n2", "netboot": "pxe", "tftpserver": "10.0.0.5"}},
+			"noderes":  {{"node": "compute", "netboot": "xnba"}, {"node": "n2", "netboot": "pxe", "tftpserver": "10.0.0.5"}, {"node": "n3", "netboot": "grub2"}},
 			"mac": {
 				{"node": "n1", "mac": "52:54:00:00:00:01|52:54:00:00:00:11!n1-ipmi|52:54:00:00:00:21!*NOIP*"},
 				{"node": "n2", "mac": "52:54:00:00:00:02"},
+				{"node": "n3", "mac": "52:54:00:00:00:04"},
 				{"node": "noip", "mac": "52:54:00:00:00:03"},
 			},
 		} {
@@ -64,6 +65,10 @@ func TestDHCPHosts(t *testing.T) {
 	n2, _ := look("52:54:00:00:00:02")
 	if n2.Boot.BIOS != "pxelinux.0" || n2.Boot.NextServer != netip.MustParseAddr("10.0.0.5") || n2.Boot.IPXE != "" {
 		t.Errorf("n2 (netboot=pxe, tftpserver set) = %+v", n2.Boot)
+	}
+	n3, _ := look("52:54:00:00:00:04")
+	if n3.Boot.BOOTP != "boot/grub2/grub2-n3" || n3.Boot.EFI64 != "boot/grub2/grub2-n3" || n3.Boot.IPXE != "" {
+		t.Errorf("n3 (netboot=grub2: POWER firmware boots over BOOTP) = %+v", n3.Boot)
 	}
 	if _, err := look("52:54:00:00:00:03"); !errors.Is(err, dhcp.ErrNotFound) {
 		t.Errorf("a node without an IP: err = %v, want dhcp.ErrNotFound", err)
