@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,6 +102,11 @@ type DiscoverResult struct {
 	// BMC is what the chain's runcmd=bmcsetup asks the node to set on its BMC, over
 	// in-band IPMI, before it goes on; nil when the chain has no bmcsetup.
 	BMC *BMCSetup
+	// RunImages are the URLs of the chain's runimage= steps, in chain order: the
+	// discovery image fetches each (a tar archive, usually gzip'd), unpacks it in a
+	// fresh directory and runs its runme.sh there, as xCAT's genesis does, after
+	// bmcsetup and before it goes on.
+	RunImages []string
 }
 
 // A BMCSetup is the configuration xCAT's bmcsetup gives a discovered node's BMC: a
@@ -714,9 +720,10 @@ func (v *View) record(ctx context.Context, tx Tx, d *Discovered, node, method st
 // boot/reboot reboots it to boot from its disk, shell and standby keep it in the
 // discovery image. runcmd=bmcsetup puts the node's BMC settings (BMCSetup) in the
 // result, for the discovery image to set over in-band IPMI before it goes on; it is
-// skipped with the reason when the tables do not give them. Other runcmd= and
-// runimage= steps need xCAT's genesis and are skipped with a reason. An empty chain
-// leaves the node in standby, as in xCAT.
+// skipped with the reason when the tables do not give them. runimage=<URL> puts the URL
+// in RunImages, for the discovery image to fetch and run. Other runcmd= steps name
+// scripts of xCAT's genesis image and are skipped with a reason. An empty chain leaves
+// the node in standby, as in xCAT.
 func (v *View) runChain(ctx context.Context, tx Tx, node string, seq *SeqParams, res *DiscoverResult) error {
 	chain := splitList(v.NodeAttr(node, "chain"))
 	if seq != nil && seq.OSImage != "" {
@@ -730,9 +737,16 @@ func (v *View) runChain(ctx context.Context, tx Tx, node string, seq *SeqParams,
 		rest = rest[1:]
 		verb, arg, _ := strings.Cut(step, "=")
 		switch verb {
-		case "runcmd", "runimage":
+		case "runimage":
+			if err := checkRunImage(arg); err != nil {
+				res.Skipped = append(res.Skipped, step+": "+err.Error())
+				continue
+			}
+			res.RunImages = append(res.RunImages, arg)
+			res.Done = append(res.Done, step)
+		case "runcmd":
 			if step != "runcmd=bmcsetup" {
-				res.Skipped = append(res.Skipped, step+": provkit's discovery image runs no commands or images but bmcsetup")
+				res.Skipped = append(res.Skipped, step+": provkit's discovery image runs no genesis command but bmcsetup (use runimage=<URL>)")
 				continue
 			}
 			b, err := v.bmcSetup(node)
@@ -772,6 +786,15 @@ func (v *View) runChain(ctx context.Context, tx Tx, node string, seq *SeqParams,
 		}
 	}
 	return tx.Put("chain", Row{"node": node, "currchain": strings.Join(rest, ",")})
+}
+
+// checkRunImage checks the URL of a runimage= step: an http or https URL with a host.
+func checkRunImage(arg string) error {
+	u, err := url.Parse(arg)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", arg)
+	}
+	return nil
 }
 
 // nodesetInTx runs Nodeset for one node inside tx, on a view that sees what discovery

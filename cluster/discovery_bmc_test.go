@@ -16,11 +16,12 @@ import (
 func TestDiscoverBMCSetup(t *testing.T) {
 	bmcNet := Row{"netname": "bmc", "net": "10.98.0.0", "mask": "255.255.0.0", "gateway": "10.98.0.254"}
 	for _, tc := range []struct {
-		name    string
-		chain   string
-		rows    map[string][]Row
-		want    *BMCSetup
-		skipped string // prefix of the one skipped step, if any
+		name      string
+		chain     string
+		rows      map[string][]Row
+		want      *BMCSetup
+		skipped   string   // prefix of the one skipped step, if any
+		runImages []string // RunImages wanted
 	}{
 		{
 			name:  "ipmi table",
@@ -66,8 +67,11 @@ func TestDiscoverBMCSetup(t *testing.T) {
 			rows:    map[string][]Row{"networks": {bmcNet}, "ipmi": {{"node": "n1", "bmc": "10.98.1.50", "username": "u", "password": "p", "taggedvlan": "5000"}}},
 			skipped: `runcmd=bmcsetup: ipmi.taggedvlan "5000"`,
 		},
-		{name: "other command", chain: "runcmd=myscript,osimage=img", skipped: "runcmd=myscript: provkit's discovery image runs no commands"},
-		{name: "runimage", chain: "runimage=http://x/y.tgz,osimage=img", skipped: "runimage=http://x/y.tgz: provkit's"},
+		{name: "other command", chain: "runcmd=myscript,osimage=img", skipped: "runcmd=myscript: provkit's discovery image runs no genesis command"},
+		{name: "runimage", chain: "runimage=http://10.97.0.1/a.tgz,runimage=https://mn/b.tar,osimage=img",
+			runImages: []string{"http://10.97.0.1/a.tgz", "https://mn/b.tar"}},
+		{name: "runimage not a URL", chain: "runimage=/install/a.tgz,osimage=img", skipped: `runimage=/install/a.tgz: "/install/a.tgz" is not an http:// or https:// URL`},
+		{name: "runimage ftp", chain: "runimage=ftp://mn/a.tgz,osimage=img", skipped: `runimage=ftp://mn/a.tgz: "ftp://mn/a.tgz" is not`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eachBackend(t, func(t *testing.T, s *DB) {
@@ -96,6 +100,14 @@ func TestDiscoverBMCSetup(t *testing.T) {
 				wantDone := []string{"osimage=img"}
 				if tc.want != nil {
 					wantDone = []string{"runcmd=bmcsetup", "osimage=img"}
+				}
+				var ran []string
+				for _, u := range tc.runImages {
+					ran = append(ran, "runimage="+u)
+				}
+				wantDone = append(ran, wantDone...)
+				if diff := cmp.Diff(tc.runImages, got.RunImages); diff != "" {
+					t.Errorf("Discover(...).RunImages (-want +got):\n%s", diff)
 				}
 				if diff := cmp.Diff(wantDone, got.Done); diff != "" {
 					t.Errorf("Discover(...).Done (-want +got):\n%s", diff)

@@ -58,6 +58,9 @@ type Answer struct {
 	Message string `json:"message,omitempty"`
 	// BMC is what runcmd=bmcsetup sets on the node's BMC before it acts (bmcsetup.go).
 	BMC *BMCConfig `json:"bmc,omitempty"`
+	// RunImages are the chain's runimage= URLs, run in order after bmcsetup
+	// (runimage.go).
+	RunImages []string `json:"runimages,omitempty"`
 }
 
 // lldpCollector listens for LLDP on every Ethernet interface from the moment discovery
@@ -235,6 +238,7 @@ func discover(ctx context.Context, m machine, con *console, cfg Config, rep Repo
 		rep.UUID, orUnknown(rep.MTM), rep.CPUCount, rep.MemoryMiB, rep.Serial, len(rep.NICs), cfg.DiscoverURL)
 	client := newHTTPClient()
 	bmcDone := false
+	ranImages := map[string]bool{}
 	for {
 		ans, err := m.postReport(ctx, client, cfg.DiscoverURL.String(), rep)
 		retry := time.Duration(discoverRetryDefault) * time.Second
@@ -250,6 +254,20 @@ func discover(ctx context.Context, m machine, con *console, cfg Config, rep Repo
 			}
 			if err := m.postBMCResult(ctx, client, bmcResultURL(cfg.DiscoverURL.String()), res); err != nil {
 				con.warn("bmcsetup: report: %v", err)
+			}
+		}
+		if err == nil {
+			for _, u := range ans.RunImages {
+				if ranImages[u] {
+					continue
+				}
+				ranImages[u] = true
+				con.printf("runimage: %s", u)
+				if err := m.runImage(ctx, client, u, ans.Node, con); err != nil {
+					con.warn("runimage: %v", err)
+				} else {
+					con.printf("runimage: %s: done", u)
+				}
 			}
 		}
 		switch {

@@ -140,6 +140,13 @@
 //	    "bmcsetup done" or "bmcsetup failed" with the reason). It does this once per
 //	    boot. The password is never printed; it comes in provd's plain HTTP answer on
 //	    the provisioning network, as in xCAT's genesis.
+//	    When the chain has runimage=<URL> steps, the answer also has
+//	      "runimages": ["http://.../a.tgz", ...]
+//	    and nodeinit, after bmcsetup, fetches each archive (tar, gzip'd or not),
+//	    unpacks it into a fresh directory under /tmp and runs its runme.sh there with
+//	    the initramfs's shell (provctl mknb puts busybox in), PROVKIT_NODE set to the
+//	    node's name, the output on the console; a failure is printed and the next step
+//	    runs, as in xCAT's genesis. Each URL runs once per boot.
 //	provkit.lldpwait=<seconds>
 //	    How long to listen for the switch's LLDP frame before reporting (0 to 300,
 //	    default 10). Switches send LLDP every 30 s by default; one that saw no frame

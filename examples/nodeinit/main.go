@@ -97,6 +97,8 @@ type machine struct {
 	// reports what it did.
 	bmcSetup      func(ctx context.Context, c BMCConfig, con *console) BMCResult
 	postBMCResult func(ctx context.Context, client *http.Client, url string, res BMCResult) error
+	// runImage carries out a runimage=<URL> step (runimage.go).
+	runImage func(ctx context.Context, client *http.Client, url, node string, con *console) error
 	// Sysclone mode: deploy lays the image onto the disks, reporting each step.
 	deploy func(ctx context.Context, cfg Config, ni netInfo, rep *reporter, con *console) error
 }
@@ -125,9 +127,12 @@ func realMachine() machine {
 			lc := startLLDP(ctx, cfg.LLDPWait, con)
 			return func(ni netInfo) Report { return collectReport(lc, ni) }
 		},
-		postReport:    postReport,
-		after:         time.After,
-		bmcSetup:      setupBMC,
+		postReport: postReport,
+		after:      time.After,
+		bmcSetup:   setupBMC,
+		runImage: func(ctx context.Context, client *http.Client, url, node string, con *console) error {
+			return runImage(ctx, client, url, findShell(), "/tmp", node, con)
+		},
 		postBMCResult: postBMCResult,
 		deploy:        deploySysclone,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -286,9 +287,9 @@ func (a *app) nodediscoverdefCmd() *cobra.Command {
 // /init is nodeinit, which runs in discovery mode when provd boots an unknown node with
 // provkit.discover=<url>.
 func (a *app) mknbCmd() *cobra.Command {
-	var kernelDeb, nodeinit string
+	var kernelDeb, nodeinit, busybox string
 	c := &cobra.Command{
-		Use:   "mknb [x86_64] --kernel-deb F [--nodeinit F]",
+		Use:   "mknb [x86_64] --kernel-deb F [--nodeinit F] [--busybox F]",
 		Short: "Build the discovery kernel and initramfs (<tftpdir>/xcat/genesis.kernel.<arch>, genesis.fs.<arch>.gz)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -312,7 +313,17 @@ func (a *app) mknbCmd() *cobra.Command {
 				return err
 			}
 			dir := filepath.Join(orDefault(v.Site("tftpdir"), "/tftpboot"), "xcat")
+			// A shell for the chain's shell step and runimage's runme.sh: busybox, whose
+			// shell runs its applets without links.
+			var files map[string]string
+			if busybox != "none" {
+				if _, err := os.Stat(busybox); err != nil {
+					return fmt.Errorf("mknb: --busybox: %w (give --busybox none for a discovery image without a shell)", err)
+				}
+				files = map[string]string{"bin/busybox": busybox}
+			}
 			bf, err := image.MakeBoot(ctx, image.BootSpec{
+				Files:      files,
 				Dir:        dir,
 				KernelDeb:  kernelDeb,
 				Init:       init,
@@ -330,5 +341,6 @@ func (a *app) mknbCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&kernelDeb, "kernel-deb", "", "the Debian linux-image .deb to take the kernel and modules from")
 	c.Flags().StringVar(&nodeinit, "nodeinit", "", "the nodeinit binary (default: next to provctl)")
+	c.Flags().StringVar(&busybox, "busybox", "/bin/busybox", "a static busybox for the image's shell (chain shell, runimage=); none: no shell")
 	return c
 }

@@ -90,6 +90,7 @@ func (h *discoverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ans.BMC = glue.NewDiscoveryBMC(res.BMC)
 			h.log.Info("discovery: bmcsetup sent", "node", res.Node, "bmc", res.BMC) // LogValue: no password
 		}
+		ans.RunImages = res.RunImages
 		switch res.Next {
 		case "reboot":
 			ans.Message = fmt.Sprintf("you are %s: reboot into %s", res.Node, orDefault(res.State, "the next boot"))

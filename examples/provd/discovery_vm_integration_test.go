@@ -3,10 +3,14 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,7 +86,8 @@ func sendLLDP(t *testing.T, s *bootSite, frame []byte) {
 // The chain's runcmd=bmcsetup configures the VM's BMC (ipmi_sim, joined to the VM's KCS
 // interface) over in-band IPMI from the discovery image: the real ipmitool then finds
 // the address, netmask, gateway and VLAN of the tables over lanplus, and logs in as the new
-// user with its new password.
+// user with its new password. Its runimage= step has the discovery image fetch an
+// archive from provd's /install and run its runme.sh, which prints on the console.
 func TestVMDiscoverySequential(t *testing.T) {
 	testenv.Require(t, vmtest.Needs()...)
 	s := newBootSite(t, netip.MustParsePrefix("10.97.1.1/24"))
@@ -98,8 +103,11 @@ func TestVMDiscoverySequential(t *testing.T) {
 	s.pc("mkdef", "-t", "network", "-o", "bootnet", "net=10.97.1.0", "mask=255.255.255.0", "mgtifname=br0",
 		"dynamicrange=10.97.1.200-10.97.1.220", "nameservers=10.97.1.1")
 	s.pc("nodeadd", "n[1-3]", "groups=compute,all")
+	writeRunImage(t, filepath.Join(s.dir, "install/runimage/hello.tgz"),
+		"#!/bin/sh\necho \"RUNIMAGE-MARKER $PROVKIT_NODE $(cat data.txt)\"\n", "payload-42")
+	chain := "runcmd=bmcsetup,runimage=http://10.97.1.1/install/runimage/hello.tgz,osimage=busybox-netboot"
 	s.pc("chtab", "node=compute", `hosts.ip=|n(\d+)|10.97.1.($1+10)|`, "noderes.netboot=xnba", "nodehm.serialport=0",
-		"nodehm.serialspeed=115200", "chain.chain=runcmd=bmcsetup,osimage=busybox-netboot")
+		"nodehm.serialspeed=115200", "chain.chain="+chain)
 	s.pc("chtab", "node=n1", "mac.mac=52:54:00:97:01:01") // discovered before: not free
 	s.pc("mkdef", "-t", "network", "-o", "bmcnet", "net=10.97.2.0", "mask=255.255.255.0", "gateway=10.97.2.254")
 	s.pc("chtab", "node=compute", `ipmi.bmc=|n(\d+)|10.97.2.($1+10)|`, "ipmi.username=ops", "ipmi.password=ops-Pw-42", "ipmi.taggedvlan=12")
@@ -130,6 +138,10 @@ func TestVMDiscoverySequential(t *testing.T) {
 		t.Errorf("bmcsetup did not finish in the discovery image: %q\nipmi_sim log:\n%s", failed, bmc.log())
 	} else {
 		t.Logf("discovery image: %s", line)
+	}
+	if _, err := vm.Await("RUNIMAGE-MARKER n2 payload-42", 30*time.Second); err != nil {
+		got, _ := vm.Await("runimage: ", time.Second)
+		t.Errorf("runimage's runme.sh did not print its marker: %v (%q)", err, got)
 	}
 	t.Logf("qemu start to discovered: %.1fs", vm.Since().Seconds())
 	states := s.waitStatus("n2", "booted", 4*time.Minute)
@@ -164,7 +176,7 @@ func TestVMDiscoverySequential(t *testing.T) {
 	}
 	logs := strings.Join(s.provdLog.all(), "\n")
 	for _, want := range []string{"dhcp: unknown node", "path=xcat/xnba/nets/10.97.1.0_24", "path=xcat/genesis.fs.x86_64.gz",
-		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", "runcmd=bmcsetup,osimage=busybox-netboot",
+		"msg=\"node discovered\" node=n2 mac=52:54:00:97:01:0b method=sequential", chain,
 		`msg="discovery: bmcsetup sent" node=n2 bmc="ip 10.97.2.12/24 gateway 10.97.2.254 user ops vlan 12"`, `msg="bmcsetup done" node=n2`, "path=xcat/xnba/nodes/n2"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("provd's log has no %q", want)
@@ -195,5 +207,36 @@ func TestVMDiscoverySequential(t *testing.T) {
 	out, err := s.net.NS.Command(context.Background(), "dig", "+short", "@10.97.1.1", "n2.cluster.test").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "10.97.1.12" {
 		t.Errorf("dig n2.cluster.test = %q, %v", out, err)
+	}
+}
+
+// writeRunImage writes a runimage= archive: a gzip'd tar of runme.sh and data.txt.
+func writeRunImage(t *testing.T, path, script, data string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct {
+		name, body string
+		mode       int64
+	}{{"runme.sh", script, 0o755}, {"data.txt", data, 0o644}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

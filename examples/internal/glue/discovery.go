@@ -68,6 +68,9 @@ type DiscoveryAnswer struct {
 	// <discovery URL>/bmcsetup. The password travels in this answer, in plain HTTP on
 	// the provisioning network, as in xCAT.
 	BMC *DiscoveryBMC `json:"bmc,omitempty"`
+	// RunImages are the chain's runimage= URLs, in order: the node fetches each archive,
+	// unpacks it and runs its runme.sh (after bmcsetup), then acts.
+	RunImages []string `json:"runimages,omitempty"`
 }
 
 // DiscoveryBMC is runcmd=bmcsetup's settings (cluster.BMCSetup) in a DiscoveryAnswer.
