@@ -176,7 +176,11 @@ func (v *View) groupCondHolds(group, cond string) bool {
 	}
 	attr, want, _ := strings.Cut(cond, "=")
 	for _, a := range objectTypes[0].Attr(attr) {
-		if strings.EqualFold(v.GroupColumn(group, a.Table, a.Column), want) {
+		if a.OnlyIf != "" {
+			continue
+		}
+		got := v.GroupColumn(group, a.Table, a.Column)
+		if strings.EqualFold(got, want) || attr == "nodetype" && slices.ContainsFunc(splitList(got), func(s string) bool { return strings.EqualFold(s, want) }) {
 			return true
 		}
 	}
@@ -345,7 +349,7 @@ func Define(ctx context.Context, s Store, d Definition) (*DefineResult, error) {
 func viewInTx(_ context.Context, tx Tx) (*View, error) {
 	v := newView()
 	for i := range schema {
-		if schema[i].Name == "discoverydata" {
+		if schema[i].Bulk {
 			continue
 		}
 		rows, err := tx.Rows(schema[i].Name, nil)
@@ -458,7 +462,7 @@ func (w *definer) pickDef(name string, defs []AttrDef) (AttrDef, error) {
 		if !ok {
 			switch w.ot.Name {
 			case "node":
-				got = w.v.NodeAttr(name, k)
+				got = w.v.plainAttr(name, k)
 			case "group":
 				got = ""
 				if w.v.groupCondHolds(name, a.OnlyIf) {
@@ -587,7 +591,7 @@ func (w *definer) writeAttrs(name string, raw func(table, col string) string) er
 	}
 	for _, t := range sortedKeys(tables) {
 		tab, _ := LookupTable(t)
-		key := Row{tab.Keys[0]: name}
+		key := Row{tab.NodeColumn(): name}
 		if _, err := w.tx.Set(t, key, tables[t]); err != nil {
 			return err
 		}
@@ -851,7 +855,7 @@ func deleteNodeRows(tx Tx, name string) error {
 	for i := range schema {
 		t := &schema[i]
 		if t.Name == "nodelist" || t.NodeKeyed() {
-			if _, err := tx.Delete(t.Name, Row{"node": name}); err != nil {
+			if _, err := tx.Delete(t.Name, Row{t.NodeColumn(): name}); err != nil {
 				return err
 			}
 		}
@@ -874,12 +878,13 @@ func renameObject(tx Tx, v *View, ot *ObjectType, from, to string) error {
 			if t.Name != "nodelist" && !t.NodeKeyed() {
 				continue
 			}
-			rows, err := tx.Rows(t.Name, Row{"node": from})
+			col := t.NodeColumn()
+			rows, err := tx.Rows(t.Name, Row{col: from})
 			if err != nil {
 				return err
 			}
 			if len(rows) > 0 {
-				if _, err := tx.Set(t.Name, Row{"node": from}, Row{"node": to}); err != nil {
+				if _, err := tx.Set(t.Name, Row{col: from}, Row{col: to}); err != nil {
 					return err
 				}
 			}
