@@ -449,13 +449,17 @@ func (w *definer) given(attr string) (string, bool) {
 	return val, ok
 }
 
-// pickDef chooses among the definitions of attr the one whose only_if holds for object
-// name, looking first at this request's values.
-func (w *definer) pickDef(name string, defs []AttrDef) (AttrDef, error) {
+// pickDefs chooses among the definitions of attr those that apply to object name: the
+// unconditional ones and those whose only_if holds, looking first at this request's values.
+// A value is written to each, as xCAT does (nodetype=pdu is stored in nodetype.nodetype and
+// pdu.nodetype; id=4 of a blade in ppc.id and mp.id). None applying is an error.
+func (w *definer) pickDefs(name string, defs []AttrDef) ([]AttrDef, error) {
 	var conds []string
+	var out []AttrDef
 	for _, a := range defs {
 		if a.OnlyIf == "" {
-			return a, nil
+			out = append(out, a)
+			continue
 		}
 		k, want, _ := strings.Cut(a.OnlyIf, "=")
 		got, ok := w.given(k)
@@ -481,11 +485,15 @@ func (w *definer) pickDef(name string, defs []AttrDef) (AttrDef, error) {
 			hit = slices.ContainsFunc(splitList(got), func(s string) bool { return strings.EqualFold(s, want) })
 		}
 		if hit {
-			return a, nil
+			out = append(out, a)
+			continue
 		}
 		conds = append(conds, a.OnlyIf)
 	}
-	return AttrDef{}, fmt.Errorf("Cannot set the attribute '%s' for %s '%s': it needs %s", defs[0].Name, w.ot.Name, name, strings.Join(conds, " or "))
+	if len(out) > 0 {
+		return out, nil
+	}
+	return nil, fmt.Errorf("Cannot set the attribute '%s' for %s '%s': it needs %s", defs[0].Name, w.ot.Name, name, strings.Join(conds, " or "))
 }
 
 // listEdit applies -p (append) or -m (remove) to a comma list.
@@ -551,31 +559,32 @@ func (w *definer) writeAttrs(name string, raw func(table, col string) string) er
 	nicSets := map[string]map[string]string{}
 	for _, a := range w.d.Attrs {
 		base, nic, isNic := strings.Cut(a.Attr, ".")
-		defs := w.ot.Attr(base)
-		def, err := w.pickDef(name, defs)
+		defs, err := w.pickDefs(name, w.ot.Attr(base))
 		if err != nil {
 			return err
 		}
-		if def.Table == "nodegroup" || def.Table == "nodelist" && w.ot.Name == "group" {
-			continue
-		}
-		if isNic {
-			if nicSets[def.Column] == nil {
-				nicSets[def.Column] = map[string]string{}
+		for _, def := range defs {
+			if def.Table == "nodegroup" || def.Table == "nodelist" && w.ot.Name == "group" {
+				continue
 			}
-			nicSets[def.Column][nic] = a.Value
-			continue
+			if isNic {
+				if nicSets[def.Column] == nil {
+					nicSets[def.Column] = map[string]string{}
+				}
+				nicSets[def.Column][nic] = a.Value
+				continue
+			}
+			row := tables[def.Table]
+			if row == nil {
+				row = Row{}
+				tables[def.Table] = row
+			}
+			old, ok := row[def.Column]
+			if !ok {
+				old = raw(def.Table, def.Column)
+			}
+			row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 		}
-		row := tables[def.Table]
-		if row == nil {
-			row = Row{}
-			tables[def.Table] = row
-		}
-		old, ok := row[def.Column]
-		if !ok {
-			old = raw(def.Table, def.Column)
-		}
-		row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 	}
 	for col, set := range nicSets {
 		row := tables["nics"]
@@ -770,20 +779,22 @@ func (w *definer) defineKeyed(name string) error {
 		}
 	}
 	for _, a := range w.d.Attrs {
-		def, err := w.pickDef(name, w.ot.Attr(a.Attr))
+		defs, err := w.pickDefs(name, w.ot.Attr(a.Attr))
 		if err != nil {
 			return err
 		}
-		row := tables[def.Table]
-		if row == nil {
-			row = Row{}
-			tables[def.Table] = row
+		for _, def := range defs {
+			row := tables[def.Table]
+			if row == nil {
+				row = Row{}
+				tables[def.Table] = row
+			}
+			old := ""
+			if rows != nil && rows[def.Table] != nil {
+				old = rows[def.Table][def.Column]
+			}
+			row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 		}
-		old := ""
-		if rows != nil && rows[def.Table] != nil {
-			old = rows[def.Table][def.Column]
-		}
-		row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 	}
 	if tables[w.ot.Table] == nil {
 		tables[w.ot.Table] = Row{}
