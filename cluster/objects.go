@@ -348,8 +348,12 @@ func Define(ctx context.Context, s Store, d Definition) (*DefineResult, error) {
 // viewInTx builds a full View from inside a transaction.
 func viewInTx(_ context.Context, tx Tx) (*View, error) {
 	v := newView()
+	used, err := viewTables(tx)
+	if err != nil {
+		return nil, err
+	}
 	for i := range schema {
-		if schema[i].Bulk {
+		if !used[schema[i].Name] {
 			continue
 		}
 		rows, err := tx.Rows(schema[i].Name, nil)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -261,4 +262,30 @@ func TestStoreMigratesNewTables(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStoreNonEmpty(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *DB) {
+		update(t, s, func(tx Tx) error { return tx.Put("ppc", Row{"node": "lpar1", "hcp": "hmc1"}) })
+		var got map[string]bool
+		err := s.View(context.Background(), func(tx Tx) (err error) {
+			got, err = tx.(*sqlTx).NonEmpty(TableNames())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A fresh store holds only xCAT's defaults (site, postscripts, policy).
+		want := map[string]bool{"site": true, "postscripts": true, "policy": true, "ppc": true}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("non-empty tables (-want +got):\n%s", diff)
+		}
+		err = s.View(context.Background(), func(tx Tx) error {
+			_, err := tx.(*sqlTx).NonEmpty([]string{"site", "nosuch"})
+			return err
+		})
+		if !errors.Is(err, ErrUnknownTable) {
+			t.Errorf("NonEmpty of an unknown table: err = %v, want ErrUnknownTable", err)
+		}
+	})
 }

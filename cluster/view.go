@@ -67,8 +67,12 @@ func splitList(s string) []string {
 func LoadView(ctx context.Context, s Store) (*View, error) {
 	v := newView()
 	err := s.View(ctx, func(tx Tx) error {
+		used, err := viewTables(tx)
+		if err != nil {
+			return err
+		}
 		for i := range schema {
-			if schema[i].Bulk {
+			if !used[schema[i].Name] {
 				continue
 			}
 			rows, err := tx.Rows(schema[i].Name, nil)
@@ -84,6 +88,32 @@ func LoadView(ctx context.Context, s Store) (*View, error) {
 	}
 	v.finish(ctx, s)
 	return v, nil
+}
+
+// nonEmptyReader is the optional capability of a Tx to tell, in one statement, which
+// tables hold rows (the SQL store has it).
+type nonEmptyReader interface {
+	NonEmpty(tables []string) (map[string]bool, error)
+}
+
+// viewTables returns the tables a view loads: every table but the Bulk ones, less those
+// the store says are empty. Most of xCAT's 73 tables are empty in a given cluster, and one
+// statement that says so is much cheaper than a query per table.
+func viewTables(tx Tx) (map[string]bool, error) {
+	var names []string
+	for i := range schema {
+		if !schema[i].Bulk {
+			names = append(names, schema[i].Name)
+		}
+	}
+	if ne, ok := tx.(nonEmptyReader); ok {
+		return ne.NonEmpty(names)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
 }
 
 // rowsInReader is the optional capability of a Tx to read rows whose column is one of a
@@ -104,6 +134,10 @@ func LoadViewOf(ctx context.Context, s Store, names []string) (*View, error) {
 		if !ok {
 			return fmt.Errorf("cluster: store %T cannot read selected rows", tx)
 		}
+		used, err := viewTables(tx)
+		if err != nil {
+			return err
+		}
 		nl, err := in.RowsIn("nodelist", "node", names)
 		if err != nil {
 			return err
@@ -121,7 +155,7 @@ func LoadViewOf(ctx context.Context, s Store, names []string) (*View, error) {
 			t := &schema[i]
 			var rows []Row
 			switch {
-			case t.Name == "nodelist" || t.Bulk:
+			case t.Name == "nodelist" || !used[t.Name]:
 				continue
 			case t.NodeKeyed():
 				rows, err = in.RowsIn(t.Name, t.NodeColumn(), keys)
