@@ -40,9 +40,11 @@ func (o *ObjectType) Attr(name string) []AttrDef {
 }
 
 // nodeAttrText is the node object's attribute map from xCAT's Schema.pm %defspec
-// (shared/xcat/schema.md §2), restricted to the tables provkit has. Each line is
-// "attribute table.column [only_if]". It is data: resolution code has no per-attribute
-// cases.
+// (shared/xcat/schema.md §2), in its order. Each line is "attribute table.column [only_if]".
+// It is data: resolution code has no per-attribute cases. Left out: passwd.HMC,
+// passwd.hscroot, passwd.admin, passwd.general and passwd.celogin (ppcdirect.password
+// looked up by hcp and a fixed username, which AttrDef cannot express). Schema.pm looks up
+// hwtype=zvm.nodetype (mgt=zvm) by ppc.node; here it is zvm's own node row.
 const nodeAttrText = `
 node nodelist.node
 groups nodelist.groups
@@ -95,6 +97,10 @@ supportedarchs nodetype.supportedarchs
 os nodetype.os
 profile nodetype.profile
 provmethod nodetype.provmethod
+iscsiserver iscsi.server
+iscsitarget iscsi.target
+iscsiuserid iscsi.userid
+iscsipassword iscsi.passwd
 mgt nodehm.mgt
 power nodehm.power
 cons nodehm.cons
@@ -117,11 +123,47 @@ chain chain.chain
 ondiscover chain.ondiscover
 currstate chain.currstate
 currchain chain.currchain
+username ppchcp.username nodetype=ivm
+password ppchcp.password nodetype=ivm
+username ppchcp.username nodetype=hmc
+password ppchcp.password nodetype=hmc
+username ppchcp.username nodetype=ppc
+password ppchcp.password nodetype=ppc
+hcp ppc.hcp
+id ppc.id
+pprofile ppc.pprofile mgt=hmc
+pprofile ppc.pprofile mgt=ivm
+pprofile ppc.pprofile mgt=fsp
+parent ppc.parent mgt=hmc
+parent ppc.parent mgt=ivm
+parent ppc.parent mgt=bpa
+parent ppc.parent mgt=fsp
+hwtype ppc.nodetype mgt=fsp
+hwtype ppc.nodetype mgt=bpa
+hwtype ppc.nodetype mgt=ivm
+hwtype ppc.nodetype mgt=hmc
+hwtype zvm.nodetype mgt=zvm
+hwtype mp.nodetype mgt=blade
+hwtype mp.nodetype mgt=ipmi
+hwtype mp.nodetype mgt=openbmc
+supernode ppc.supernode
+sfp ppc.sfp
+hcp zvm.hcp mgt=zvm
+userid zvm.userid mgt=zvm
 bmc ipmi.bmc mgt=ipmi
 bmcport ipmi.bmcport mgt=ipmi
 bmcusername ipmi.username mgt=ipmi
 bmcpassword ipmi.password mgt=ipmi
 bmcvlantag ipmi.taggedvlan mgt=ipmi
+mpa mp.mpa
+slotid mp.id mgt=fsp
+id mp.id mgt=blade
+slotid mp.id mgt=ipmi
+username mpa.username nodetype=mm
+password mpa.password nodetype=mm
+displayname mpa.displayname nodetype=mm
+slots mpa.slots nodetype=mm
+urlpath mpa.urlpath nodetype=mm
 bmc openbmc.bmc mgt=openbmc
 bmcusername openbmc.username mgt=openbmc
 bmcpassword openbmc.password mgt=openbmc
@@ -143,6 +185,80 @@ nicaliases nics.nicaliases
 nicextraparams nics.nicextraparams
 nicdevices nics.nicdevices
 nicsadapter nics.nicsadapter
+productkey prodkey.key
+ou domain.ou
+domainadminuser domain.adminuser
+domainadminpassword domain.adminpassword
+authdomain domain.authdomain
+domaintype domain.type
+osvolume storage.osvolume
+storagcontroller storage.controller
+storagetype storage.type
+vmmanager vm.mgr
+vmhost vm.host
+migrationdest vm.migrationdest
+vmstorage vm.storage
+vmphyslots vm.physlots
+vmothersetting vm.othersettings
+vmstoragemodel vm.storagemodel
+vmstoragecache vm.storagecache
+vmstorageformat vm.storageformat
+vmcfgstore vm.cfgstore
+vmmemory vm.memory
+vmcpus vm.cpus
+vmnics vm.nics
+vmnicnicmodel vm.nicmodel
+vmbootorder vm.bootorder
+vmvirtflags vm.virtflags
+vmmaster vm.master
+vmvncport vm.vncport
+vmtextconsole vm.textconsole
+vmbeacon vm.beacon
+vmcluster vm.cluster
+hosttype hypervisor.type
+hostinterface hypervisor.interface
+hostmanager hypervisor.mgr
+hostcluster hypervisor.cluster
+webport websrv.port nodetype=websrv
+username websrv.username nodetype=websrv
+password websrv.password nodetype=websrv
+pdu pduoutlet.pdu
+switch switch.switch
+switchport switch.port
+switchvlan switch.vlan
+switchinterface switch.interface
+ip hosts.ip
+hostnames hosts.hostnames
+otherinterfaces hosts.otherinterfaces
+prescripts-begin prescripts.begin
+prescripts-end prescripts.end
+cfgmgr cfgmgt.cfgmgr
+cfgserver cfgmgt.cfgserver
+cfgmgtroles cfgmgt.roles
+michost mic.host mgt=mic
+micid mic.id mgt=mic
+hwtype mic.nodetype mgt=mic
+micbridge mic.bridge mgt=mic
+miconboot mic.onboot mgt=mic
+micvlog mic.vlog mgt=mic
+micpowermgt mic.powermgt mgt=mic
+cputype hwinv.cputype
+cpucount hwinv.cpucount
+memory hwinv.memory
+disksize hwinv.disksize
+nodetype pdu.nodetype nodetype=pdu
+pdutype pdu.pdutype nodetype=pdu
+outlet pdu.outlet nodetype=pdu
+username pdu.username nodetype=pdu
+password pdu.password nodetype=pdu
+snmpversion pdu.snmpversion nodetype=pdu
+community pdu.community nodetype=pdu
+snmpuser pdu.snmpuser nodetype=pdu
+authtype pdu.authtype nodetype=pdu
+authkey pdu.authkey nodetype=pdu
+privtype pdu.privtype nodetype=pdu
+privkey pdu.privkey nodetype=pdu
+seclevel pdu.seclevel nodetype=pdu
 snmpusername switches.username nodetype=switch
 snmppassword switches.password nodetype=switch
 snmpversion switches.snmpversion nodetype=switch
@@ -153,17 +269,6 @@ username switches.sshusername nodetype=switch
 password switches.sshpassword nodetype=switch
 protocol switches.protocol nodetype=switch
 switchtype switches.switchtype nodetype=switch
-switch switch.switch
-switchport switch.port
-switchvlan switch.vlan
-switchinterface switch.interface
-ip hosts.ip
-hostnames hosts.hostnames
-otherinterfaces hosts.otherinterfaces
-cputype hwinv.cputype
-cpucount hwinv.cpucount
-memory hwinv.memory
-disksize hwinv.disksize
 `
 
 const groupAttrText = `
@@ -240,6 +345,31 @@ crashkernelsize linuximage.crashkernelsize imagetype=linux
 partitionfile linuximage.partitionfile imagetype=linux
 driverupdatesrc linuximage.driverupdatesrc imagetype=linux
 usercomment linuximage.comments imagetype=linux
+template winimage.template imagetype=windows
+installto winimage.installto imagetype=windows
+partitionfile winimage.partitionfile imagetype=windows
+winpepath winimage.winpepath imagetype=windows
+nimtype nimimage.nimtype imagetype=NIM
+nimmethod nimimage.nimmethod imagetype=NIM
+lpp_source nimimage.lpp_source imagetype=NIM
+spot nimimage.spot imagetype=NIM
+root nimimage.root imagetype=NIM
+dump nimimage.dump imagetype=NIM
+configdump nimimage.configdump imagetype=NIM
+paging nimimage.paging imagetype=NIM
+resolv_conf nimimage.resolv_conf imagetype=NIM
+image_data nimimage.image_data imagetype=NIM
+tmp nimimage.tmp imagetype=NIM
+home nimimage.home imagetype=NIM
+shared_home nimimage.shared_home imagetype=NIM
+shared_root nimimage.shared_root imagetype=NIM
+script nimimage.script imagetype=NIM
+fb_script nimimage.fb_script imagetype=NIM
+bosinst_data nimimage.bosinst_data imagetype=NIM
+installp_bundle nimimage.installp_bundle imagetype=NIM
+otherpkgs nimimage.otherpkgs imagetype=NIM
+mksysb nimimage.mksysb imagetype=NIM
+usercomment nimimage.comments imagetype=NIM
 environvar osimage.environvar
 `
 
@@ -262,14 +392,15 @@ func parseAttrs(text, key string) []AttrDef {
 		f := strings.Fields(line)
 		tab, col, _ := strings.Cut(f[1], ".")
 		a := AttrDef{Name: f[0], Table: tab, Column: col, Key: key}
-		if tab == "switches" {
-			a.Key = "switch"
-		}
 		if len(f) > 2 {
 			a.OnlyIf = f[2]
 		}
-		if _, ok := LookupTable(tab); !ok {
-			panic(fmt.Sprintf("cluster: attribute %s maps to unknown table %s", a.Name, tab))
+		t, ok := LookupTable(tab)
+		if !ok || !t.HasColumn(col) {
+			panic(fmt.Sprintf("cluster: attribute %s maps to unknown column %s.%s", a.Name, tab, col))
+		}
+		if key == "node" && t.NodeKeyed() {
+			a.Key = t.NodeColumn() // switches.switch, ppchcp.hcp, mpa.mpa
 		}
 		out = append(out, a)
 	}
@@ -290,11 +421,11 @@ var objectTypes = []ObjectType{
 }
 
 // groupNodeAttrs are the node attributes a group object carries (all but nodelist's, which
-// is never a group row, and the switches ones keyed by switch name).
+// is never a group row).
 func groupNodeAttrs() []AttrDef {
 	var out []AttrDef
 	for _, a := range parseAttrs(nodeAttrText, "node") {
-		if a.Table != "nodelist" && a.Table != "switches" {
+		if a.Table != "nodelist" {
 			out = append(out, a)
 		}
 	}

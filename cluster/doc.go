@@ -5,12 +5,15 @@
 //
 // # Tables and stores
 //
-// Tables (site, networks, nodelist, nodegroup, hosts, mac, nodetype, noderes, nodehm, ipmi,
-// openbmc, passwd, osimage, linuximage, chain, policy, postscripts, bootparams, nics,
-// statelite, litefile, litetree, switch, switches, hwinv, discoverydata, nodepos, vpd,
-// servicenode) carry xCAT's names, columns in xCAT's order and keys; see Tables. Every
-// table ends in comments and disable; an empty value means unset, and rows whose disable
-// column is set (anything but "0" or "no") count for nothing when attributes resolve.
+// Every table of xCAT's schema (the 73 of Schema.pm's %tabspec: site, networks, nodelist,
+// nodegroup, hosts, mac, nodetype, noderes, nodehm, ipmi, openbmc, ppc, ppchcp, ppcdirect,
+// mp, mpa, zvm, vm, hypervisor, iscsi, osimage, linuximage, winimage, nimimage, ...) carries
+// xCAT's name, columns in xCAT's order (the tabdump header), keys, required columns and
+// node column (switches.switch, ppchcp.hcp, mpa.mpa); see Tables. So any xCAT database
+// dump restores whole with Tabrestore. Tables end in comments and disable (as in Schema.pm,
+// zvm lists two columns after them and taskstate has no comments); an empty value means
+// unset, and rows whose disable column is set (anything but "0" or "no") count for nothing
+// when attributes resolve.
 //
 // Open selects the backend from its DSN: a file path is a SQLite database (embedded,
 // modernc.org/sqlite, WAL, busy timeout), a postgres:// URL is PostgreSQL (pgx). One

@@ -176,7 +176,11 @@ func (v *View) groupCondHolds(group, cond string) bool {
 	}
 	attr, want, _ := strings.Cut(cond, "=")
 	for _, a := range objectTypes[0].Attr(attr) {
-		if strings.EqualFold(v.GroupColumn(group, a.Table, a.Column), want) {
+		if a.OnlyIf != "" {
+			continue
+		}
+		got := v.GroupColumn(group, a.Table, a.Column)
+		if strings.EqualFold(got, want) || attr == "nodetype" && slices.ContainsFunc(splitList(got), func(s string) bool { return strings.EqualFold(s, want) }) {
 			return true
 		}
 	}
@@ -344,8 +348,12 @@ func Define(ctx context.Context, s Store, d Definition) (*DefineResult, error) {
 // viewInTx builds a full View from inside a transaction.
 func viewInTx(_ context.Context, tx Tx) (*View, error) {
 	v := newView()
+	used, err := viewTables(tx)
+	if err != nil {
+		return nil, err
+	}
 	for i := range schema {
-		if schema[i].Name == "discoverydata" {
+		if !used[schema[i].Name] {
 			continue
 		}
 		rows, err := tx.Rows(schema[i].Name, nil)
@@ -445,20 +453,24 @@ func (w *definer) given(attr string) (string, bool) {
 	return val, ok
 }
 
-// pickDef chooses among the definitions of attr the one whose only_if holds for object
-// name, looking first at this request's values.
-func (w *definer) pickDef(name string, defs []AttrDef) (AttrDef, error) {
+// pickDefs chooses among the definitions of attr those that apply to object name: the
+// unconditional ones and those whose only_if holds, looking first at this request's values.
+// A value is written to each, as xCAT does (nodetype=pdu is stored in nodetype.nodetype and
+// pdu.nodetype; id=4 of a blade in ppc.id and mp.id). None applying is an error.
+func (w *definer) pickDefs(name string, defs []AttrDef) ([]AttrDef, error) {
 	var conds []string
+	var out []AttrDef
 	for _, a := range defs {
 		if a.OnlyIf == "" {
-			return a, nil
+			out = append(out, a)
+			continue
 		}
 		k, want, _ := strings.Cut(a.OnlyIf, "=")
 		got, ok := w.given(k)
 		if !ok {
 			switch w.ot.Name {
 			case "node":
-				got = w.v.NodeAttr(name, k)
+				got = w.v.plainAttr(name, k)
 			case "group":
 				got = ""
 				if w.v.groupCondHolds(name, a.OnlyIf) {
@@ -477,11 +489,15 @@ func (w *definer) pickDef(name string, defs []AttrDef) (AttrDef, error) {
 			hit = slices.ContainsFunc(splitList(got), func(s string) bool { return strings.EqualFold(s, want) })
 		}
 		if hit {
-			return a, nil
+			out = append(out, a)
+			continue
 		}
 		conds = append(conds, a.OnlyIf)
 	}
-	return AttrDef{}, fmt.Errorf("Cannot set the attribute '%s' for %s '%s': it needs %s", defs[0].Name, w.ot.Name, name, strings.Join(conds, " or "))
+	if len(out) > 0 {
+		return out, nil
+	}
+	return nil, fmt.Errorf("Cannot set the attribute '%s' for %s '%s': it needs %s", defs[0].Name, w.ot.Name, name, strings.Join(conds, " or "))
 }
 
 // listEdit applies -p (append) or -m (remove) to a comma list.
@@ -547,31 +563,32 @@ func (w *definer) writeAttrs(name string, raw func(table, col string) string) er
 	nicSets := map[string]map[string]string{}
 	for _, a := range w.d.Attrs {
 		base, nic, isNic := strings.Cut(a.Attr, ".")
-		defs := w.ot.Attr(base)
-		def, err := w.pickDef(name, defs)
+		defs, err := w.pickDefs(name, w.ot.Attr(base))
 		if err != nil {
 			return err
 		}
-		if def.Table == "nodegroup" || def.Table == "nodelist" && w.ot.Name == "group" {
-			continue
-		}
-		if isNic {
-			if nicSets[def.Column] == nil {
-				nicSets[def.Column] = map[string]string{}
+		for _, def := range defs {
+			if def.Table == "nodegroup" || def.Table == "nodelist" && w.ot.Name == "group" {
+				continue
 			}
-			nicSets[def.Column][nic] = a.Value
-			continue
+			if isNic {
+				if nicSets[def.Column] == nil {
+					nicSets[def.Column] = map[string]string{}
+				}
+				nicSets[def.Column][nic] = a.Value
+				continue
+			}
+			row := tables[def.Table]
+			if row == nil {
+				row = Row{}
+				tables[def.Table] = row
+			}
+			old, ok := row[def.Column]
+			if !ok {
+				old = raw(def.Table, def.Column)
+			}
+			row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 		}
-		row := tables[def.Table]
-		if row == nil {
-			row = Row{}
-			tables[def.Table] = row
-		}
-		old, ok := row[def.Column]
-		if !ok {
-			old = raw(def.Table, def.Column)
-		}
-		row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 	}
 	for col, set := range nicSets {
 		row := tables["nics"]
@@ -587,7 +604,7 @@ func (w *definer) writeAttrs(name string, raw func(table, col string) string) er
 	}
 	for _, t := range sortedKeys(tables) {
 		tab, _ := LookupTable(t)
-		key := Row{tab.Keys[0]: name}
+		key := Row{tab.NodeColumn(): name}
 		if _, err := w.tx.Set(t, key, tables[t]); err != nil {
 			return err
 		}
@@ -766,20 +783,22 @@ func (w *definer) defineKeyed(name string) error {
 		}
 	}
 	for _, a := range w.d.Attrs {
-		def, err := w.pickDef(name, w.ot.Attr(a.Attr))
+		defs, err := w.pickDefs(name, w.ot.Attr(a.Attr))
 		if err != nil {
 			return err
 		}
-		row := tables[def.Table]
-		if row == nil {
-			row = Row{}
-			tables[def.Table] = row
+		for _, def := range defs {
+			row := tables[def.Table]
+			if row == nil {
+				row = Row{}
+				tables[def.Table] = row
+			}
+			old := ""
+			if rows != nil && rows[def.Table] != nil {
+				old = rows[def.Table][def.Column]
+			}
+			row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 		}
-		old := ""
-		if rows != nil && rows[def.Table] != nil {
-			old = rows[def.Table][def.Column]
-		}
-		row[def.Column] = listEdit(w.d.Mode, old, a.Value)
 	}
 	if tables[w.ot.Table] == nil {
 		tables[w.ot.Table] = Row{}
@@ -851,7 +870,7 @@ func deleteNodeRows(tx Tx, name string) error {
 	for i := range schema {
 		t := &schema[i]
 		if t.Name == "nodelist" || t.NodeKeyed() {
-			if _, err := tx.Delete(t.Name, Row{"node": name}); err != nil {
+			if _, err := tx.Delete(t.Name, Row{t.NodeColumn(): name}); err != nil {
 				return err
 			}
 		}
@@ -874,12 +893,13 @@ func renameObject(tx Tx, v *View, ot *ObjectType, from, to string) error {
 			if t.Name != "nodelist" && !t.NodeKeyed() {
 				continue
 			}
-			rows, err := tx.Rows(t.Name, Row{"node": from})
+			col := t.NodeColumn()
+			rows, err := tx.Rows(t.Name, Row{col: from})
 			if err != nil {
 				return err
 			}
 			if len(rows) > 0 {
-				if _, err := tx.Set(t.Name, Row{"node": from}, Row{"node": to}); err != nil {
+				if _, err := tx.Set(t.Name, Row{col: from}, Row{col: to}); err != nil {
 					return err
 				}
 			}

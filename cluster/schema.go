@@ -15,12 +15,32 @@ type Table struct {
 	// NotNull lists columns besides the keys that a row must have (xCAT's "required").
 	NotNull []string
 	Descr   string
+	// NodeCol names the column that holds node (or group) names when that is not a
+	// first key column called "node": Schema.pm's nodecol (switches.switch, ppchcp.hcp,
+	// mpa.mpa, ...).
+	NodeCol string
+	// Bulk marks tables of logs and plugin caches (eventlog, auditlog, kvm_nodedata, ...)
+	// that grow without bound or hold large values: views do not load them; tabdump,
+	// tabrestore and the Tx methods read and write them like any other table.
+	Bulk bool
 }
 
-// NodeKeyed reports whether rows of t are keyed by node name, so that they may hold group
-// rows that nodes inherit from (every such table except nodelist).
+// NodeColumn returns the column of t that holds node (or group) names: NodeCol, else "node"
+// when it is t's first key column, else "" (the table is not per node).
+func (t *Table) NodeColumn() string {
+	switch {
+	case t.NodeCol != "":
+		return t.NodeCol
+	case len(t.Keys) >= 1 && t.Keys[0] == "node":
+		return "node"
+	}
+	return ""
+}
+
+// NodeKeyed reports whether rows of t are keyed by node name (in NodeColumn), so that they
+// may hold group rows that nodes inherit from (every such table except nodelist).
 func (t *Table) NodeKeyed() bool {
-	return t.Name != "nodelist" && len(t.Keys) >= 1 && t.Keys[0] == "node"
+	return t.Name != "nodelist" && t.NodeColumn() != ""
 }
 
 // HasColumn reports whether t has column c.
@@ -34,8 +54,12 @@ func cols(header string) []string {
 	return strings.Split(strings.TrimPrefix(header, "#"), ",")
 }
 
-// schema is xCAT's table model (perl-xCAT/xCAT/Schema.pm @ 7733d16f8de0, see
-// shared/xcat/schema.md) for the tables provkit uses, plus the discovery tables.
+// schema is xCAT's table model: every table of %tabspec in perl-xCAT/xCAT/Schema.pm
+// (@ 7733d16f8de0, see shared/xcat/schema.md), with its columns in Schema.pm's order (the
+// tabdump header), keys, required columns (NotNull), nodecol (NodeCol) and the first
+// sentence of its table_desc. The tables provkit's commands use come first, in the order
+// they were added; the rest follow in Schema.pm's order. Existing tables are never
+// reordered or renamed: stores migrate by adding tables and columns only.
 // It is never modified after package initialisation.
 var schema = []Table{
 	{Name: "site", Columns: cols("#key,value,comments,disable"), Keys: []string{"key"},
@@ -87,15 +111,107 @@ var schema = []Table{
 	{Name: "litefile", Columns: cols("#image,file,options,comments,disable"),
 		Keys: []string{"image", "file"}, Descr: "The litefile table specifies the directories and files on the statelite nodes that should be readwrite, persistent, or readonly overlay."},
 	{Name: "litetree", Columns: cols("#priority,image,directory,mntopts,comments,disable"),
-		Keys: []string{"priority"}, Descr: "Directory hierarchy to traverse to get the initial contents of node files."},
+		Keys: []string{"priority"}, NotNull: []string{"directory"}, Descr: "Directory hierarchy to traverse to get the initial contents of node files."},
 	{Name: "switch", Columns: cols("#node,switch,port,vlan,interface,comments,disable"),
 		Keys: []string{"node", "switch", "port"}, Descr: "Contains what switch port numbers each node is connected to."},
 	{Name: "switches", Columns: cols("#switch,snmpversion,username,password,privacy,auth,linkports,sshusername,sshpassword,protocol,switchtype,comments,disable"),
-		Keys: []string{"switch"}, Descr: "Parameters to use when interrogating switches."},
+		Keys: []string{"switch"}, NodeCol: "switch", Descr: "Parameters to use when interrogating switches."},
 	{Name: "hwinv", Columns: cols("#node,cputype,cpucount,memory,disksize,comments,disable"),
 		Keys: []string{"node"}, Descr: "The hareware inventory for the node."},
 	{Name: "discoverydata", Columns: cols("#uuid,node,method,discoverytime,arch,cpucount,cputype,memory,mtm,serial,nicdriver,nicipv4,nichwaddr,nicpci,nicloc,niconboard,nicfirm,switchname,switchaddr,switchdesc,switchport,otherdata,comments,disable"),
-		Keys: []string{"uuid"}, Descr: "Discovery data which sent from genesis."},
+		Keys: []string{"uuid"}, Bulk: true, Descr: "Discovery data which sent from genesis."},
+
+	// The rest of Schema.pm's %tabspec, in its order.
+	{Name: "domain", Columns: cols("#node,ou,authdomain,adminuser,adminpassword,type,comments,disable"),
+		Keys: []string{"node"}, Descr: "Mapping of nodes to domain attributes."},
+	{Name: "kvm_nodedata", Columns: cols("#node,xml,comments,disable"),
+		Keys: []string{"node"}, Bulk: true, Descr: "Persistent store for KVM plugin, not intended for manual modification."},
+	{Name: "kvm_masterdata", Columns: cols("#name,xml,comments,disable"),
+		Keys: []string{"name"}, NodeCol: "name", Bulk: true, Descr: "Persistent store for KVM plugin for masters."},
+	{Name: "vmmaster", Columns: cols("#name,os,arch,profile,storage,storagemodel,nics,vintage,originator,virttype,specializeparameters,comments,disable"),
+		Keys: []string{"name"}, NodeCol: "name", Descr: "Inventory of virtualization images for use with clonevm."},
+	{Name: "vm", Columns: cols("#node,mgr,host,migrationdest,storage,storagemodel,storagecache,storageformat,cfgstore,memory,cpus,nics,nicmodel,bootorder,clockoffset,virtflags,master,vncport,textconsole,powerstate,beacon,datacenter,cluster,guestostype,othersettings,physlots,vidmodel,vidproto,vidpassword,comments,disable"),
+		Keys: []string{"node"}, Descr: "Virtualization parameters."},
+	{Name: "hypervisor", Columns: cols("#node,type,mgr,interface,netmap,defaultnet,cluster,datacenter,preferdirect,comments,disable"),
+		Keys: []string{"node"}, Descr: "Hypervisor parameters."},
+	{Name: "virtsd", Columns: cols("#node,sdtype,stype,location,host,cluster,datacenter,comments,disable"),
+		Keys: []string{"node"}, Descr: "The parameters which used to create the Storage Domain."},
+	{Name: "storage", Columns: cols("#node,osvolume,size,state,storagepool,hypervisor,fcprange,volumetag,type,controller,comments,disable"),
+		Keys: []string{"node"}, Descr: "Node storage resources."},
+	{Name: "websrv", Columns: cols("#node,port,username,password,comments,disable"),
+		Keys: []string{"node"}, Descr: "Web service parameters."},
+	{Name: "boottarget", Columns: cols("#bprofile,kernel,initrd,kcmdline,comments,disable"),
+		Keys: []string{"bprofile"}, Descr: "Specify non-standard initrd, kernel, and parameters that should be used for a given profile."},
+	{Name: "prodkey", Columns: cols("#node,product,key,comments,disable"),
+		Keys: []string{"node", "product"}, Descr: "Specify product keys for products that require them."},
+	{Name: "deps", Columns: cols("#node,nodedep,msdelay,cmd,comments,disable"),
+		Keys: []string{"node", "cmd"}, Descr: "Describes dependencies some nodes have on others."},
+	{Name: "iscsi", Columns: cols("#node,server,target,lun,iname,file,userid,passwd,kernel,kcmdline,initrd,comments,disable"),
+		Keys: []string{"node"}, Descr: "Contains settings that control how to boot a node from an iSCSI target."},
+	{Name: "monitoring", Columns: cols("#name,nodestatmon,comments,disable"),
+		Keys: []string{"name"}, Descr: "Controls what external monitoring tools xCAT sets up and uses."},
+	{Name: "monsetting", Columns: cols("#name,key,value,comments,disable"),
+		Keys: []string{"name", "key"}, Descr: "Specifies the monitoring plug-in specific settings."},
+	{Name: "mp", Columns: cols("#node,mpa,id,nodetype,comments,disable"),
+		Keys: []string{"node"}, Descr: "Contains the hardware control info specific to blades."},
+	{Name: "mpa", Columns: cols("#mpa,username,password,displayname,slots,urlpath,comments,disable"),
+		Keys: []string{"mpa", "username"}, NodeCol: "mpa", Descr: "Contains info about each Management Module and how to access it."},
+	{Name: "pdu", Columns: cols("#node,nodetype,pdutype,outlet,username,password,snmpversion,community,snmpuser,authtype,authkey,privtype,privkey,seclevel,comments,disable"),
+		Keys: []string{"node"}, NodeCol: "node", Descr: "Parameters to use when interrogating pdus."},
+	{Name: "notification", Columns: cols("#filename,tables,tableops,comments,disable"),
+		Keys: []string{"filename"}, NotNull: []string{"tables"}, Descr: "Contains registrations to be notified when a table in the xCAT database changes."},
+	{Name: "winimage", Columns: cols("#imagename,template,installto,partitionfile,winpepath,comments,disable"),
+		Keys: []string{"imagename"}, Descr: "Information about a Windows operating system image that can be used to deploy cluster nodes."},
+	{Name: "ppc", Columns: cols("#node,hcp,id,pprofile,parent,nodetype,supernode,sfp,comments,disable"),
+		Keys: []string{"node"}, Descr: "List of system p hardware: HMCs, IVMs, FSPs, BPCs, CECs, Frames."},
+	{Name: "ppcdirect", Columns: cols("#hcp,username,password,comments,disable"),
+		Keys: []string{"hcp", "username"}, NodeCol: "hcp", Descr: "Info necessary to use FSPs/BPAs to control system p CECs/Frames."},
+	{Name: "ppchcp", Columns: cols("#hcp,username,password,comments,disable"),
+		Keys: []string{"hcp"}, NodeCol: "hcp", Descr: "Info necessary to use HMCs and IVMs as hardware control points for LPARs."},
+	{Name: "pduoutlet", Columns: cols("#node,pdu,comments,disable"),
+		Keys: []string{"node"}, Descr: "Contains list of outlet numbers on the pdu each node is connected to."},
+	{Name: "nimimage", Columns: cols("#imagename,nimtype,lpp_source,spot,root,dump,paging,resolv_conf,tmp,home,shared_home,res_group,nimmethod,script,bosinst_data,installp_bundle,mksysb,fb_script,shared_root,otherpkgs,image_data,configdump,comments,disable"),
+		Keys: []string{"imagename"}, Descr: "All the info that specifies a particular AIX operating system image that can be used to deploy AIX nodes."},
+	{Name: "performance", Columns: cols("#timestamp,node,attrname,attrvalue,comments,disable"),
+		Keys: []string{"timestamp", "node", "attrname"}, Bulk: true, Descr: "Describes the system performance every interval unit of time."},
+	{Name: "zone", Columns: cols("#zonename,sshkeydir,sshbetweennodes,defaultzone,comments,disable"),
+		Keys: []string{"zonename"}, Descr: "Defines a cluster zone for nodes that share root ssh key access to each other."},
+	{Name: "eventlog", Columns: cols("#recid,eventtime,eventtype,monitor,monnode,node,application,component,id,severity,message,rawdata,comments,disable"),
+		Keys: []string{"recid"}, Bulk: true, Descr: "Stores the events occurred."},
+	{Name: "auditlog", Columns: cols("#recid,audittime,userid,clientname,clienttype,command,noderange,args,status,comments,disable"),
+		Keys: []string{"recid"}, Bulk: true, Descr: "Audit Data log."},
+	{Name: "prescripts", Columns: cols("#node,begin,end,comments,disable"),
+		Keys: []string{"node"}, Descr: "The scripts that will be run at the beginning and the end of the nodeset(Linux), nimnodeset(AIX) or mkdsklsnode(AIX) command."},
+	{Name: "routes", Columns: cols("#routename,net,mask,gateway,ifname,comments,disable"),
+		Keys: []string{"routename"}, Descr: "Describes the additional routes needed to be setup in the os routing table."},
+	{Name: "zvmivp", Columns: cols("#id,ip,schedule,last_run,type_of_run,access_user,orch_parms,prep_parms,main_ivp_parms,comments,disable"),
+		Keys: []string{"id"}, Descr: "List of z/VM Installation Verification Procedures (IVPs) to be periodically run."},
+	// Schema.pm lists discovered and status after comments and disable; tabdump keeps that order.
+	{Name: "zvm", Columns: cols("#node,hcp,userid,nodetype,parent,comments,disable,discovered,status"),
+		Keys: []string{"node"}, Descr: "List of z/VM virtual servers."},
+	{Name: "firmware", Columns: cols("#node,cfgfile,comments,disable"),
+		Keys: []string{"node"}, Descr: "Maps node to firmware values to be used for setup at node discovery or later."},
+	{Name: "rack", Columns: cols("#rackname,displayname,num,height,room,comments,disable"),
+		Keys: []string{"rackname"}, Descr: "Rack information."},
+	{Name: "osdistro", Columns: cols("#osdistroname,basename,majorversion,minorversion,arch,type,dirpaths,comments,disable"),
+		Keys: []string{"osdistroname"}, Descr: "Information about all the OS distros in the xCAT cluster."},
+	{Name: "osdistroupdate", Columns: cols("#osupdatename,osdistroname,dirpath,downloadtime,comments,disable"),
+		Keys: []string{"osupdatename"}, Descr: "Information about the OS distro updates in the xCAT cluster."},
+	{Name: "kit", Columns: cols("#kitname,basename,description,version,release,ostype,isinternal,kitdeployparams,kitdir,comments,disable"),
+		Keys: []string{"kitname"}, Descr: "This table stores all kits added to the xCAT cluster."},
+	{Name: "kitrepo", Columns: cols("#kitreponame,kitname,osbasename,osmajorversion,osminorversion,osarch,compat_osbasenames,kitrepodir,comments,disable"),
+		Keys: []string{"kitreponame"}, Descr: "This table stores all kits added to the xCAT cluster."},
+	{Name: "kitcomponent", Columns: cols("#kitcompname,description,kitname,kitreponame,basename,version,release,serverroles,kitpkgdeps,prerequisite,driverpacks,kitcompdeps,postbootscripts,genimage_postinstall,exlist,comments,disable"),
+		Keys: []string{"kitcompname"}, Descr: "This table stores all kit components added to the xCAT cluster."},
+	{Name: "cfgmgt", Columns: cols("#node,cfgmgr,cfgserver,roles,comments,disable"),
+		Keys: []string{"node"}, Descr: "Configuration management data for nodes used by non-xCAT osimage management services to install and configure software on a node."},
+	{Name: "mic", Columns: cols("#node,host,id,nodetype,bridge,onboot,vlog,powermgt,comments,disable"),
+		Keys: []string{"node"}, Descr: "The host, slot id and configuration of the mic (Many Integrated Core)."},
+	{Name: "token", Columns: cols("#tokenid,username,expire,created,access,comments,disable"),
+		Keys: []string{"tokenid"}, Descr: "The token of users for authentication."},
+	// Schema.pm gives taskstate no comments column.
+	{Name: "taskstate", Columns: cols("#node,command,state,pid,reserve,disable"),
+		Keys: []string{"node"}, Descr: "The task state for the node."},
 }
 
 // Tables returns the schema: every table provkit knows, in a stable order.

@@ -339,6 +339,43 @@ func (t *sqlTx) Rows(table string, match Row) ([]Row, error) {
 	return t.query(tab, w, args)
 }
 
+// NonEmpty returns which of tables hold at least one row, in one statement.
+func (t *sqlTx) NonEmpty(tables []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(tables))
+	if len(tables) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	args := make([]any, len(tables))
+	for i, name := range tables {
+		if _, err := tableOf(name); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		args[i] = name
+		// The literal is cast to text: PostgreSQL cannot infer a bare parameter's type here.
+		fmt.Fprintf(&b, "SELECT CAST(%s AS TEXT) WHERE EXISTS (SELECT 1 FROM %s)", t.d.ph(i+1), quote(name))
+	}
+	rows, err := t.tx.QueryContext(t.ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: read table sizes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("cluster: read table sizes: %w", err)
+		}
+		out[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: read table sizes: %w", err)
+	}
+	return out, nil
+}
+
 // RowsIn returns the rows of table whose column col is one of vals, in insertion order.
 func (t *sqlTx) RowsIn(table, col string, vals []string) ([]Row, error) {
 	tab, err := tableOf(table)

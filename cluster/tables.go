@@ -324,14 +324,15 @@ func Noderm(ctx context.Context, s Store, nodes []string) error {
 			if t.Name != "nodelist" && !t.NodeKeyed() {
 				continue
 			}
+			col := t.NodeColumn()
 			if d, ok := tx.(deleteIner); ok {
-				if _, err := d.DeleteIn(t.Name, "node", nodes); err != nil {
+				if _, err := d.DeleteIn(t.Name, col, nodes); err != nil {
 					return err
 				}
 				continue
 			}
 			for _, n := range nodes {
-				if _, err := tx.Delete(t.Name, Row{"node": n}); err != nil {
+				if _, err := tx.Delete(t.Name, Row{col: n}); err != nil {
 					return err
 				}
 			}
@@ -373,10 +374,11 @@ func Nodeadd(ctx context.Context, s Store, nodes []string, sets []ColumnAssign) 
 	}
 	return s.Update(ctx, func(tx Tx) error {
 		for _, t := range sortedKeys(byTable) {
+			col := schemaTable(t).NodeColumn()
 			rows := make([]Row, len(nodes))
 			for i, n := range nodes {
 				r := byTable[t].Clone()
-				r["node"] = n
+				r[col] = n
 				rows[i] = r
 			}
 			if err := tx.Put(t, rows...); err != nil {
@@ -408,7 +410,7 @@ func Nodech(ctx context.Context, s Store, nodes []string, sets []ColumnAssign) e
 			cur := map[string]Row{}
 			for _, a := range sets {
 				if _, ok := cur[a.Table]; !ok {
-					rows, err := tx.Rows(a.Table, Row{"node": n})
+					rows, err := tx.Rows(a.Table, Row{schemaTable(a.Table).NodeColumn(): n})
 					if err != nil {
 						return err
 					}
@@ -430,7 +432,7 @@ func Nodech(ctx context.Context, s Store, nodes []string, sets []ColumnAssign) e
 				vals[a.Table][a.Column] = a.apply(old)
 			}
 			for _, t := range sortedKeys(vals) {
-				if _, err := tx.Set(t, Row{"node": n}, vals[t]); err != nil {
+				if _, err := tx.Set(t, Row{schemaTable(t).NodeColumn(): n}, vals[t]); err != nil {
 					return err
 				}
 			}
@@ -452,12 +454,19 @@ func NodechDelete(ctx context.Context, s Store, nodes, tables []string) error {
 	}
 	return s.Update(ctx, func(tx Tx) error {
 		for _, t := range tables {
+			col := schemaTable(t).NodeColumn()
 			for _, n := range nodes {
-				if _, err := tx.Delete(t, Row{"node": n}); err != nil {
+				if _, err := tx.Delete(t, Row{col: n}); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// schemaTable returns the table called name, which the caller has already checked exists.
+func schemaTable(name string) *Table {
+	t, _ := LookupTable(name)
+	return t
 }

@@ -25,8 +25,9 @@ type View struct {
 	names      []string // sorted (ASCII)
 	members    map[string][]string
 	nodegroups map[string]Row
-	// keyed holds the enabled rows of node-keyed tables by node (or group) name; for
-	// tables with several rows per node (switch) the first row wins.
+	// keyed holds the enabled rows of node-keyed tables by node (or group) name (in the
+	// table's NodeColumn); for tables with several rows per node (switch, mpa) the first
+	// row wins.
 	keyed map[string]map[string]Row
 	// rows holds the enabled rows of the other tables, in insertion order.
 	rows map[string][]Row
@@ -66,7 +67,14 @@ func splitList(s string) []string {
 func LoadView(ctx context.Context, s Store) (*View, error) {
 	v := newView()
 	err := s.View(ctx, func(tx Tx) error {
+		used, err := viewTables(tx)
+		if err != nil {
+			return err
+		}
 		for i := range schema {
+			if !used[schema[i].Name] {
+				continue
+			}
 			rows, err := tx.Rows(schema[i].Name, nil)
 			if err != nil {
 				return err
@@ -80,6 +88,32 @@ func LoadView(ctx context.Context, s Store) (*View, error) {
 	}
 	v.finish(ctx, s)
 	return v, nil
+}
+
+// nonEmptyReader is the optional capability of a Tx to tell, in one statement, which
+// tables hold rows (the SQL store has it).
+type nonEmptyReader interface {
+	NonEmpty(tables []string) (map[string]bool, error)
+}
+
+// viewTables returns the tables a view loads: every table but the Bulk ones, less those
+// the store says are empty. Most of xCAT's 73 tables are empty in a given cluster, and one
+// statement that says so is much cheaper than a query per table.
+func viewTables(tx Tx) (map[string]bool, error) {
+	var names []string
+	for i := range schema {
+		if !schema[i].Bulk {
+			names = append(names, schema[i].Name)
+		}
+	}
+	if ne, ok := tx.(nonEmptyReader); ok {
+		return ne.NonEmpty(names)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
 }
 
 // rowsInReader is the optional capability of a Tx to read rows whose column is one of a
@@ -100,6 +134,10 @@ func LoadViewOf(ctx context.Context, s Store, names []string) (*View, error) {
 		if !ok {
 			return fmt.Errorf("cluster: store %T cannot read selected rows", tx)
 		}
+		used, err := viewTables(tx)
+		if err != nil {
+			return err
+		}
 		nl, err := in.RowsIn("nodelist", "node", names)
 		if err != nil {
 			return err
@@ -117,14 +155,12 @@ func LoadViewOf(ctx context.Context, s Store, names []string) (*View, error) {
 			t := &schema[i]
 			var rows []Row
 			switch {
-			case t.Name == "nodelist":
+			case t.Name == "nodelist" || !used[t.Name]:
 				continue
 			case t.NodeKeyed():
-				rows, err = in.RowsIn(t.Name, "node", keys)
+				rows, err = in.RowsIn(t.Name, t.NodeColumn(), keys)
 			case t.Name == "nodegroup":
 				rows, err = in.RowsIn(t.Name, "groupname", keys)
-			case t.Name == "discoverydata":
-				continue
 			default:
 				rows, err = tx.Rows(t.Name, nil)
 			}
@@ -172,8 +208,8 @@ func (v *View) add(t *Table, rows []Row) {
 				m = map[string]Row{}
 				v.keyed[t.Name] = m
 			}
-			if _, dup := m[r["node"]]; !dup {
-				m[r["node"]] = r
+			if n := r[t.NodeColumn()]; m[n] == nil {
+				m[n] = r
 			}
 		default:
 			v.rows[t.Name] = append(v.rows[t.Name], r)
@@ -438,13 +474,29 @@ func (v *View) NodeAttr(node, attr string) string {
 	return ""
 }
 
+// plainAttr resolves attr for node through its unconditional definitions only. Conditions
+// are checked against these (mgt, nodetype, ...): a condition on an attribute that also
+// has conditional definitions (nodetype has pdu.nodetype when nodetype=pdu) must not
+// depend on itself.
+func (v *View) plainAttr(node, attr string) string {
+	for _, a := range objectTypes[0].Attrs {
+		if a.Name != attr || a.OnlyIf != "" {
+			continue
+		}
+		if val := v.Column(node, a.Table, a.Column); val != "" {
+			return val
+		}
+	}
+	return ""
+}
+
 // condHolds checks an only_if condition "attr=value" for node.
 func (v *View) condHolds(node, cond string) bool {
 	if cond == "" {
 		return true
 	}
 	attr, want, _ := strings.Cut(cond, "=")
-	got := v.NodeAttr(node, attr)
+	got := v.plainAttr(node, attr)
 	if attr == "nodetype" {
 		// nodetype is a list such as "ppc,osi".
 		for _, t := range splitList(got) {
