@@ -525,18 +525,15 @@ func (r *req) read() bool {
 		r.e.Bool(false)
 		return true
 	}
-	fd, err := o.v.openLoc(o.loc)
+	var st unix.Stat_t
+	f, err := o.openRead(&st)
 	if err != nil {
 		r.e.Uint32(uint32(staleIfGone(err)))
 		r.e.Bool(false)
 		return true
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := fstat(fd, &st); err != nil {
-		r.e.Uint32(uint32(staleIfGone(err)))
-		r.e.Bool(false)
-		return true
+	if f != nil {
+		defer o.x.files.release(f)
 	}
 	fail := func(s status) bool {
 		r.e.Uint32(uint32(s))
@@ -547,7 +544,8 @@ func (r *req) read() bool {
 	case unix.S_IFREG:
 	case unix.S_IFDIR:
 		return fail(nfs.NFSStatusIsDir)
-	default:
+	}
+	if f == nil {
 		// Never open devices or FIFOs of a node's writable area on the server.
 		return fail(nfs.NFSStatusInval)
 	}
@@ -558,11 +556,7 @@ func (r *req) read() bool {
 	if offset > math.MaxInt64 {
 		offset = math.MaxInt64
 	}
-	rfd, err := reopen(fd, unix.O_RDONLY)
-	if err != nil {
-		return fail(fromErrno(err))
-	}
-	defer unix.Close(rfd)
+	rfd := f.fd
 	r.e.Uint32(uint32(nfs.NFSStatusOk))
 	r.postOp(&st, o.id)
 	// count, eof, then the data as opaque: read straight into the reply.
@@ -599,7 +593,8 @@ func (r *req) read() bool {
 		r.e = newReply(r.call.XID, xdr.Success)
 		return fail(fromErrno(rerr))
 	}
-	eof := int64(offset)+int64(n) >= st.Size
+	// A short read ends at the end of the file, even one that shrank since st was read.
+	eof := rerr == nil && n < int(count) || int64(offset)+int64(n) >= st.Size
 	r.e.B = r.e.B[:hdr]
 	r.e.Uint32(uint32(n))
 	r.e.Bool(eof)
