@@ -2,7 +2,12 @@ package nfsroot
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -562,5 +567,78 @@ func TestReadCacheDisabled(t *testing.T) {
 	}
 	if n := openFDs(t); n != fds {
 		t.Errorf("%d descriptors open after the READs, %d before", n, fds)
+	}
+}
+
+// TestWriteFile sends READ-sized records with sendfile over a real TCP connection: a whole
+// one, and one whose file is shorter than announced (truncated after it was stat'ed), which
+// must close the connection rather than send a record of the wrong length.
+func TestWriteFile(t *testing.T) {
+	data := bytes.Repeat([]byte("sendfile"), 100<<10/8)
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	for _, tt := range []struct {
+		name     string
+		off, n   int
+		complete bool
+	}{
+		{"whole file", 0, len(data), true},
+		{"part", 4096, 64 << 10, true},
+		{"file shorter than announced", 4096, len(data), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			cli, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			srv, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &serving{log: discardLogger(), inflight: 1}
+			c := st.newConn(context.Background(), srv)
+			defer c.cancel()
+			defer srv.Close()
+			if c.raw == nil {
+				t.Fatal("a TCP connection has no raw socket")
+			}
+			hdr := []byte{0, 0, 0, 0, 'h', 'd', 'r', '!'}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c.writeFile(hdr, fd, int64(tt.off), tt.n)
+				srv.Close() // the end of the reply for io.ReadAll
+			}()
+			defer func() { <-done }()
+			_ = cli.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got, err := io.ReadAll(cli)
+			if err != nil {
+				t.Fatalf("reading the reply: %v", err) // EOF ends ReadAll without an error
+			}
+			want := append([]byte{0, 0, 0, 0, 'h', 'd', 'r', '!'}, data[tt.off:min(tt.off+tt.n, len(data))]...)
+			binary.BigEndian.PutUint32(want, uint32(4+tt.n)|1<<31)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("got %d bytes (mark %x), want %d (mark %x)", len(got), got[:4], len(want), want[:4])
+			}
+			c.wmu.Lock()
+			werr := c.werr
+			c.wmu.Unlock()
+			if tt.complete && werr != nil || !tt.complete && !errors.Is(werr, io.ErrUnexpectedEOF) {
+				t.Errorf("connection error %v, complete %v", werr, tt.complete)
+			}
+		})
 	}
 }
