@@ -24,7 +24,7 @@ import (
 // The cache holds at most max descriptors (least recently used evicted first) and closes
 // those unused for idle. Entries are reference counted: an evicted entry a READ still uses
 // is closed when that READ is done, so a descriptor is never closed (and its number reused)
-// under a pread.
+// under a pread or a sendfile.
 type fileCache struct {
 	max  int
 	idle time.Duration
@@ -286,29 +286,35 @@ func (o *object) openRead(st *unix.Stat_t) (*openFile, error) {
 	if o.loc.layer == layerState {
 		key.v = v
 	}
-	// Which inode the path names now: from the image's mdcache (a change an administrator
-	// makes to the image shows within CacheTTL, as for GETATTR), or from the node's state.
-	var err error
-	if o.loc.layer == layerBase {
-		err = v.statLoc(o.loc, st)
-	} else {
-		err = v.statUncached(o.loc, st)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if st.Mode&unix.S_IFMT == unix.S_IFREG {
-		if f := files.get(key, st.Dev, st.Ino); f != nil {
-			if o.loc.layer == layerBase {
-				// Fresh attributes of the inode read: the image's file may have been
-				// rewritten in place since the mdcache entry was made.
-				if err := fstat(f.fd, st); err != nil {
-					files.release(f)
-					return nil, err
-				}
-			}
-			return f, nil
+	var known *unix.Stat_t // what the cache's check found the path to be
+	if files != nil {
+		// Which inode the path names now: from the image's mdcache (a change an
+		// administrator makes to the image shows within CacheTTL, as for GETATTR), or from
+		// the node's state.
+		var err error
+		if o.loc.layer == layerBase {
+			err = v.statLoc(o.loc, st)
+		} else {
+			err = v.statUncached(o.loc, st)
 		}
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			if f := files.get(key, st.Dev, st.Ino); f != nil {
+				if o.loc.layer == layerBase {
+					// Fresh attributes of the inode read: the image's file may have been
+					// rewritten in place since the mdcache entry was made.
+					if err := fstat(f.fd, st); err != nil {
+						files.release(f)
+						return nil, err
+					}
+				}
+				return f, nil
+			}
+		}
+		k := *st
+		known = &k
 	}
 	// Open by path: the inode opened is the one the reply describes.
 	pfd, err := v.openLoc(o.loc)
@@ -316,11 +322,10 @@ func (o *object) openRead(st *unix.Stat_t) (*openFile, error) {
 		return nil, err
 	}
 	defer unix.Close(pfd)
-	cached := *st
 	if err := fstat(pfd, st); err != nil {
 		return nil, err
 	}
-	if o.loc.layer == layerBase && (cached.Dev != st.Dev || cached.Ino != st.Ino) {
+	if o.loc.layer == layerBase && known != nil && (known.Dev != st.Dev || known.Ino != st.Ino) {
 		v.x.cache.putStat(o.loc.rel, st) // the image's file was replaced: refresh the mdcache
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
