@@ -275,13 +275,15 @@ func (c *conn) write(rec []byte) {
 // cache to the socket without being copied through the server's memory. n must be a
 // multiple of 4 (no XDR padding follows). A file shorter than off+n by now (truncated since
 // it was stat'ed) leaves the record incomplete: the connection is closed, and the client
-// sends the call again on a new one.
-func (c *conn) writeFile(hdr []byte, fd int, off int64, n int) {
+// sends the call again on a new one. So does an error reading the file, which writeFile
+// returns (nil for errors of the connection) so that the caller answers the next READ of
+// that file with a pread and an error status rather than another closed connection.
+func (c *conn) writeFile(hdr []byte, fd int, off int64, n int) (fileErr error) {
 	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4+n)|1<<31)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
-		return
+		return nil
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Minute))
 	var err error
@@ -311,6 +313,9 @@ func (c *conn) writeFile(hdr []byte, fd int, off int64, n int) {
 				return false
 			case e != nil:
 				err = e
+				if e != unix.EPIPE && e != unix.ECONNRESET && e != unix.ENOTCONN {
+					fileErr = e
+				}
 				return true
 			case m == 0:
 				err = io.ErrUnexpectedEOF // the file shrank
@@ -330,6 +335,7 @@ func (c *conn) writeFile(hdr []byte, fd int, off int64, n int) {
 		c.werr = err
 		c.nc.Close()
 	}
+	return fileErr
 }
 
 func (c *conn) replyAuth(xid uint32, stat xdr.AuthStat) {

@@ -3,6 +3,7 @@ package nfsroot
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +56,9 @@ type openFile struct {
 	dead       bool  // out of the map: closed when refs drops to 0
 	used       int64 // when last released, Unix nanoseconds
 	prev, next *openFile
+	// noSendfile is set when sendfile failed on the file (an I/O error): its READs then
+	// read into the reply, and answer an error with an NFS status.
+	noSendfile atomic.Bool
 }
 
 const (

@@ -584,14 +584,22 @@ func TestWriteFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
+	dirfd, err := unix.Open(filepath.Dir(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
 	for _, tt := range []struct {
 		name     string
+		fd       int
 		off, n   int
 		complete bool
+		fileErr  bool // writeFile reports an error of the file
 	}{
-		{"whole file", 0, len(data), true},
-		{"part", 4096, 64 << 10, true},
-		{"file shorter than announced", 4096, len(data), false},
+		{"whole file", fd, 0, len(data), true, false},
+		{"part", fd, 4096, 64 << 10, true, false},
+		{"file shorter than announced", fd, 4096, len(data), false, false},
+		{"file that cannot be read", dirfd, 0, 64 << 10, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -617,9 +625,10 @@ func TestWriteFile(t *testing.T) {
 			}
 			hdr := []byte{0, 0, 0, 0, 'h', 'd', 'r', '!'}
 			done := make(chan struct{})
+			var fileErr error
 			go func() {
 				defer close(done)
-				c.writeFile(hdr, fd, int64(tt.off), tt.n)
+				fileErr = c.writeFile(hdr, tt.fd, int64(tt.off), tt.n)
 				srv.Close() // the end of the reply for io.ReadAll
 			}()
 			defer func() { <-done }()
@@ -628,16 +637,23 @@ func TestWriteFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reading the reply: %v", err) // EOF ends ReadAll without an error
 			}
-			want := append([]byte{0, 0, 0, 0, 'h', 'd', 'r', '!'}, data[tt.off:min(tt.off+tt.n, len(data))]...)
+			want := []byte{0, 0, 0, 0, 'h', 'd', 'r', '!'}
+			if tt.fd == fd {
+				want = append(want, data[tt.off:min(tt.off+tt.n, len(data))]...)
+			}
 			binary.BigEndian.PutUint32(want, uint32(4+tt.n)|1<<31)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("got %d bytes (mark %x), want %d (mark %x)", len(got), got[:4], len(want), want[:4])
 			}
+			<-done
 			c.wmu.Lock()
 			werr := c.werr
 			c.wmu.Unlock()
-			if tt.complete && werr != nil || !tt.complete && !errors.Is(werr, io.ErrUnexpectedEOF) {
-				t.Errorf("connection error %v, complete %v", werr, tt.complete)
+			if tt.complete != (werr == nil) || (fileErr != nil) != tt.fileErr {
+				t.Errorf("connection error %v, file error %v; want complete %v, file error %v", werr, fileErr, tt.complete, tt.fileErr)
+			}
+			if tt.fd == fd && !tt.complete && !errors.Is(werr, io.ErrUnexpectedEOF) {
+				t.Errorf("connection error %v, want %v", werr, io.ErrUnexpectedEOF)
 			}
 		})
 	}

@@ -568,13 +568,16 @@ func (r *req) read() bool {
 	rfd := f.fd
 	r.e.Uint32(uint32(nfs.NFSStatusOk))
 	r.postOp(&st, o.id)
-	if n := min(int64(count), max(st.Size-int64(offset), 0)); r.c.raw != nil && n >= sendfileMin && n&3 == 0 {
+	if n := min(int64(count), max(st.Size-int64(offset), 0)); r.c.raw != nil && n >= sendfileMin && n&3 == 0 && !f.noSendfile.Load() {
 		// A large READ: the data goes from the file to the socket with sendfile, and
 		// this call has replied itself.
 		r.e.Uint32(uint32(n))
 		r.e.Bool(int64(offset)+n >= st.Size)
 		r.e.Uint32(uint32(n))
-		r.c.writeFile(r.e.B, rfd, int64(offset), int(n))
+		if err := r.c.writeFile(r.e.B, rfd, int64(offset), int(n)); err != nil {
+			r.c.st.log.Warn("READ with sendfile failed; the file's next READs use pread", "path", o.path, "err", err)
+			f.noSendfile.Store(true)
+		}
 		putReply(r.e.B)
 		r.e.B, r.replied = nil, true
 		return true
