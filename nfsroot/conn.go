@@ -3,12 +3,16 @@ package nfsroot
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/provkit/provkit/nfsroot/internal/xdr"
 )
@@ -36,12 +40,20 @@ type conn struct {
 
 	laneMu sync.Mutex
 	lane   *lane
+
+	// raw is the TCP socket, for READ replies sent with sendfile(2); nil for other
+	// connections.
+	raw syscall.RawConn
 }
 
 func (st *serving) newConn(ctx context.Context, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(ctx)
-	return &conn{st: st, ctx: ctx, cancel: cancel, nc: nc, remote: addrPortOf(nc.RemoteAddr()),
+	c := &conn{st: st, ctx: ctx, cancel: cancel, nc: nc, remote: addrPortOf(nc.RemoteAddr()),
 		sem: make(chan struct{}, st.inflight)}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
+	return c
 }
 
 var recPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -256,6 +268,74 @@ func (c *conn) write(rec []byte) {
 		c.werr = err
 		c.nc.Close()
 	}
+}
+
+// writeFile sends a reply record made of hdr (4 bytes reserved for the record mark) and
+// then n bytes of the file fd from off, with sendfile(2): the data goes from the page
+// cache to the socket without being copied through the server's memory. n must be a
+// multiple of 4 (no XDR padding follows). A file shorter than off+n by now (truncated since
+// it was stat'ed) leaves the record incomplete: the connection is closed, and the client
+// sends the call again on a new one. So does an error reading the file, which writeFile
+// returns (nil for errors of the connection) so that the caller answers the next READ of
+// that file with a pread and an error status rather than another closed connection.
+func (c *conn) writeFile(hdr []byte, fd int, off int64, n int) (fileErr error) {
+	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4+n)|1<<31)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return nil
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+	var err error
+	sent := 0
+	werr := c.raw.Write(func(s uintptr) bool {
+		for len(hdr) > 0 {
+			// MSG_MORE: the header leaves in the same segment as the data.
+			m, e := unix.SendmsgN(int(s), hdr, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL)
+			switch e {
+			case nil:
+				hdr = hdr[m:]
+				continue
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			err = e
+			return true
+		}
+		for sent < n {
+			m, e := unix.Sendfile(int(s), fd, &off, n-sent)
+			switch {
+			case e == unix.EINTR:
+				continue
+			case e == unix.EAGAIN:
+				return false
+			case e != nil:
+				err = e
+				if e != unix.EPIPE && e != unix.ECONNRESET && e != unix.ENOTCONN {
+					fileErr = e
+				}
+				return true
+			case m == 0:
+				err = io.ErrUnexpectedEOF // the file shrank
+				return true
+			}
+			sent += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			c.st.log.Debug("READ reply cut short: the file shrank", "ip", c.remote.Addr().String())
+		}
+		c.werr = err
+		c.nc.Close()
+	}
+	return fileErr
 }
 
 func (c *conn) replyAuth(xid uint32, stat xdr.AuthStat) {

@@ -34,6 +34,17 @@
 // state) are cached for Server.CacheTTL; changes to an image's CDSL inventory, and new node
 // trees, are picked up within the same time, without a restart.
 //
+// READ keeps regular files open between calls, as nfs-ganesha does (up to
+// Server.MaxOpenFiles descriptors, 1024 by default; one unused for 5 seconds is closed), and
+// sends the data of large READs from the page cache to the socket with sendfile(2). Every
+// READ still resolves its handle and checks that the path names the inode held open: in a
+// node's writable state with a stat per READ, so writes, truncations, renames and removals,
+// through NFS or on the server's disk, show at once (a removed file is NFS3ERR_STALE); in an
+// image against the attribute cache, so an image file an administrator replaces under a
+// running server (a new inode) is read from the old one for up to CacheTTL, while one
+// rewritten in place is read as it is now. A removed file's space is freed when its
+// descriptor is closed, at the latest 5 seconds after its last READ.
+//
 // Every access to the served trees goes through openat2(2) with RESOLVE_BENEATH,
 // RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV, so no symbolic link planted in an image or a
 // node's writable area makes the server touch anything else.

@@ -70,7 +70,8 @@ type export struct {
 	nextCheck atomic.Int64
 
 	baseIndex sync.Once
-	cache     *mdcache // of the image (layerBase); nil when disabled
+	cache     *mdcache   // of the image (layerBase); nil when disabled
+	files     *fileCache // open files for READ, shared by the exports of a Serve; nil: none
 
 	mu    sync.RWMutex
 	views map[string]*view

@@ -598,6 +598,9 @@ func (f *viewFS) Remove(p string) error {
 	if err := unix.Unlinkat(pfd, name, flags); err != nil {
 		return pathErr("remove", p, err)
 	}
+	if l, err := f.v.resolve(p); err == nil {
+		f.v.forgetFile(l)
+	}
 	if n, ok := f.v.x.table.lookupPath(p); ok {
 		f.v.x.table.forget(f.v.x.table.idOf(n))
 	}
@@ -618,6 +621,11 @@ func (f *viewFS) Rename(from, to string) error {
 	defer unix.Close(tpfd)
 	if err := unix.Renameat(fpfd, fname, tpfd, tname); err != nil {
 		return pathErr("rename", from, err)
+	}
+	for _, p := range []string{from, to} {
+		if l, err := f.v.resolve(p); err == nil {
+			f.v.forgetFile(l) // the file renamed away, and the one it replaced
+		}
 	}
 	t := f.v.x.table
 	if n, ok := t.lookupPath(to); ok {

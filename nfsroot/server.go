@@ -87,11 +87,21 @@ type Server struct {
 	// nodes' writable state) are cached: a change an administrator makes to an image under
 	// a running server shows within this time. If zero, 2 seconds; negative disables it.
 	CacheTTL time.Duration
+	// MaxOpenFiles bounds the regular files kept open between READs (shared by all exports
+	// and nodes), so that a file read in many READs is opened once, as nfs-ganesha's
+	// open-file cache does; a descriptor unused for 5 seconds is closed, and all are closed
+	// when Serve returns. If zero, 1024; negative opens the file for each READ.
+	MaxOpenFiles int
 
 	// Logger receives one line per mount and per error; nil discards. The first Serve of a
 	// process also routes go-nfs's own messages (a package-level logger in go-nfs) here,
 	// at debug level, unless the program called nfs.SetLogger before.
 	Logger *slog.Logger
+
+	// fileIdle, when set, replaces defaultFileIdle (tests).
+	fileIdle time.Duration
+	// onServe, when set, is called with the serving state before Serve listens (tests).
+	onServe func(*serving)
 }
 
 const (
@@ -121,6 +131,8 @@ type serving struct {
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
+
+	files *fileCache // nil when MaxOpenFiles is negative
 }
 
 // Serve serves until ctx is done, then closes the listeners and connections and returns
@@ -152,7 +164,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	_, _ = rand.Read(st.verifier[:])
 	routeGoNFSLog(st.log)
+	st.files = newFileCache(s.MaxOpenFiles, s.fileIdle)
 	defer func() {
+		st.files.close()
 		for _, x := range st.exports {
 			x.close()
 		}
@@ -166,8 +180,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			x.close()
 			return fmt.Errorf("nfsroot: exports %s and %s: duplicate or colliding paths", o.path, x.path)
 		}
+		x.files = st.files
 		st.exports = append(st.exports, x)
 		st.byID[x.id] = x
+	}
+	if s.onServe != nil {
+		s.onServe(st)
 	}
 
 	var lns []net.Listener
@@ -235,6 +253,11 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st.files.run(ctx)
+	}()
 	for _, pc := range pcs {
 		wg.Add(1)
 		go func() {

@@ -4,7 +4,7 @@
 # same run, measured with libnfs's userspace clients from a second network namespace:
 #
 #   walk   nfs-ls -R over /usr (find + stat: LOOKUPs from the mount root and READDIRPLUS)
-#   read   nfs-cat of a 256 MiB file
+#   read   nfs-cat of a 256 MiB file, and the server process's CPU time (user + system) for it
 #   handle FromHandle cost at 10k, 100k and 1M handles, and heap for 1M (Go benchmarks)
 #
 # vm.sh measures the same servers with the Linux kernel's client, from a qemu guest.
@@ -63,6 +63,8 @@ ip -n "$NS_C" link set pknb$$b up
 ip netns exec "$NS_S" "$WORK/provnfs" -root "$TREE" -export /images/bench -listen $SRV:2049 \
 	-clients 10.94.200.0/24 -state "$WORK/state" -writable /var,/tmp 2>"$WORK/provnfs.log" &
 PIDS+=($!)
+declare -A PID
+PID[nfsroot]=$! # ip netns exec execs the server: the same process
 # Stock go-nfs ignores the mount path: one instance rooted at /usr for the walk, one at the
 # tree for the read. The handle cache holds 2^20 handles (the example's 1024 would evict
 # handles the client still uses).
@@ -70,6 +72,7 @@ ip netns exec "$NS_S" "$WORK/stocknfs" -root "$TREE/usr" -listen $SRV:2051 >"$WO
 PIDS+=($!)
 ip netns exec "$NS_S" "$WORK/stocknfs" -root "$TREE" -listen $SRV:2052 >"$WORK/stock2.log" 2>&1 &
 PIDS+=($!)
+PID[go-nfs]=$!
 # nfs-ganesha registers with rpcbind or exits: give both a private /run.
 cat >"$WORK/ganesha.conf" <<EOF
 NFS_CORE_PARAM { Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Bind_addr = $GSRV;
@@ -124,9 +127,15 @@ for s in "${SERVERS[@]}"; do
 	fi
 done
 
+PID[ganesha]=$(cat "$WORK/ganesha.pid")
+
+# cpu PID prints the CPU time (user + system, clock ticks) the process has used so far.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.4f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A WT RT
+declare -A WT RT CT
 for r in $(seq 1 "$ROUNDS"); do
 	# Rotate the order so that no server always runs first or last.
 	for k in 0 1 2; do
@@ -136,30 +145,36 @@ for r in $(seq 1 "$ROUNDS"); do
 		t1=$(now)
 		[ "$n" = "$want" ] || { echo "run.sh: $s walk listed $n entries" >&2; exit 1; }
 		WT[$s]+="$(echo "$t1 - $t0" | bc -l) "
+		c0=$(cpu "${PID[$s]}")
 		t0=$(now)
 		b=$(c nfs-cat "${READ[$s]}" | wc -c)
 		t1=$(now)
+		c1=$(cpu "${PID[$s]}")
 		[ "$b" = 268435456 ] || { echo "run.sh: $s read $b bytes" >&2; exit 1; }
 		RT[$s]+="$(echo "$t1 - $t0" | bc -l) "
+		CT[$s]+="$(echo "($c1 - $c0) / $TICK" | bc -l) "
 	done
 done
 
 echo "# nfsroot vs stock go-nfs v0.0.4 vs nfs-ganesha $(ganesha.nfsd -v 2>&1 | sed -n 's/.*Release = //p'), libnfs $(dpkg-query -W -f '${Version}' libnfs-utils) clients"
 echo "# tree: debootstrap --variant=minbase bookworm, /usr = $want entries; $ROUNDS rounds, medians (min)"
 echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-printf '%-9s %18s %22s\n' server "walk /usr (s)" "read 256 MiB (MiB/s)"
-declare -A WM RM
+printf '%-9s %18s %22s %16s\n' server "walk /usr (s)" "read 256 MiB (MiB/s)" "read server CPU s"
+declare -A WM RM CM
 for s in "${SERVERS[@]}"; do
 	WM[$s]=$(echo "${WT[$s]}" | tr ' ' '\n' | grep . | median)
 	wmin=$(echo "${WT[$s]}" | tr ' ' '\n' | grep . | sort -n | head -1)
 	RM[$s]=$(echo "${RT[$s]}" | tr ' ' '\n' | grep . | median)
 	rmin=$(echo "${RT[$s]}" | tr ' ' '\n' | grep . | sort -n | head -1)
-	printf '%-9s %9.3f (%6.3f) %12.0f (%6.0f)\n' "$s" "${WM[$s]}" "$wmin" "$(echo "256 / ${RM[$s]}" | bc -l)" "$(echo "256 / $rmin" | bc -l)"
+	CM[$s]=$(echo "${CT[$s]}" | tr ' ' '\n' | grep . | median)
+	printf '%-9s %9.3f (%6.3f) %12.0f (%6.0f) %16.2f\n' "$s" "${WM[$s]}" "$wmin" "$(echo "256 / ${RM[$s]}" | bc -l)" "$(echo "256 / $rmin" | bc -l)" "${CM[$s]}"
 done
 printf 'walk: nfsroot is %.1fx faster than stock go-nfs (goal >= 5x) and %.2fx the speed of ganesha (goal >= 1)\n' \
 	"$(echo "${WM[go-nfs]} / ${WM[nfsroot]}" | bc -l)" "$(echo "${WM[ganesha]} / ${WM[nfsroot]}" | bc -l)"
 printf 'read: nfsroot is %.2fx stock go-nfs and %.2fx ganesha\n' \
 	"$(echo "${RM[go-nfs]} / ${RM[nfsroot]}" | bc -l)" "$(echo "${RM[ganesha]} / ${RM[nfsroot]}" | bc -l)"
+printf 'read server CPU: nfsroot uses %.2fx the CPU time of ganesha per byte read (median per 256 MiB, clock ticks of %s Hz)\n' \
+	"$(echo "${CM[nfsroot]} / ${CM[ganesha]}" | bc -l)" "$TICK"
 echo "# commands (client namespace): nfs-ls -R URL | wc -l; nfs-cat URL | wc -c"
 for s in "${SERVERS[@]}"; do echo "#   $s walk ${WALK[$s]}"; echo "#   $s read ${READ[$s]}"; done
 
