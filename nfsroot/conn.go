@@ -165,10 +165,12 @@ func (c *conn) dispatch(call xdr.Call, bp *[]byte) {
 		<-c.st.calls
 		<-c.sem
 	}
-	if c.idle && len(c.sem) == 1 && call.Proc != procRead {
+	if c.idle && len(c.sem) == 1 {
 		// Nothing else in progress and no call waiting behind this one: answer it on the
 		// reader goroutine. A client with one call outstanding at a time (most metadata
-		// walks) then costs no goroutine switch per call.
+		// walks, and a reader that waits for each READ, as libnfs's nfs-cat) then costs no
+		// goroutine switch per call. A large READ costs little time here: its data leaves
+		// with sendfile, from a descriptor kept open.
 		if reply := c.nfs(call, bp); reply != nil {
 			c.write(reply)
 			putReply(reply)
