@@ -38,9 +38,9 @@
 //     socket (waiting in Go's network poller as net.Conn does), which spares the runtime's
 //     per-call bookkeeping: on an idle process it woke the runtime's monitor thread twice
 //     per lockstep block;
-//   - in lockstep, busy-waits up to SpinWait (50 µs) for an ACK before it sleeps, while the
-//     transfer's recent round trips are that short and fewer than half of the CPUs spin:
-//     the sleep and wake-up were a third of a block's time on loopback;
+//   - busy-waits up to SpinWait (50 µs) for an ACK before it sleeps, while the transfer's
+//     recent round trips are that short and fewer than half of the CPUs spin: in lockstep
+//     on loopback the sleep and wake-up were a third of a block's time;
 //   - bounds running transfers (MaxTransfers; more requests are dropped and the clients
 //     retry), gives up after Retries timeouts in a row or TransferLimit, and on Serve's
 //     context end tells every client and waits for every goroutine.

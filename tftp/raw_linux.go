@@ -60,7 +60,8 @@ func newRawConn(c net.Conn, sp *spinner) *rawConn {
 		}
 	}
 	r.sendFn = func(fd uintptr) bool {
-		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(r.buf), uintptr(len(r.buf)), 0, 0, 0)
+		var n uintptr
+		e := syscall.EINTR
 		for e == syscall.EINTR {
 			n, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(r.buf), uintptr(len(r.buf)), 0, 0, 0)
 		}

@@ -57,11 +57,8 @@ func newSender(conn net.Conn, cfg config, r io.Reader) *sender {
 	s := &sender{conn: conn, r: r, timeout: cfg.timeout, retries: cfg.retries,
 		bs: DefaultBlockSize, ws: 1, maxBS: cfg.maxBlock, maxWS: cfg.maxWindow}
 	s.gso = newGSOConn(conn)
-	if cfg.spin > 0 && cfg.maxSpinners > 0 {
-		s.raw = newRawConn(conn, &spinner{budget: cfg.spin, active: cfg.spinners, limit: cfg.maxSpinners})
-	} else {
-		s.raw = newRawConn(conn, nil)
-	}
+	// A negative budget or a limit of 0 (GOMAXPROCS 1) never spins.
+	s.raw = newRawConn(conn, &spinner{budget: cfg.spin, active: cfg.spinners, limit: cfg.maxSpinners})
 	return s
 }
 
