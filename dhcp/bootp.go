@@ -26,20 +26,14 @@ func (st *state) bootp(ctx context.Context, w *slot, m *pktMeta, rq *request) (r
 		return route{}, false
 	}
 	ip := addrU32(host.IP)
-	ns := st.pickNet(m, rq, ip)
+	ns := st.reservedNet(m, rq, &host, ip)
 	if ns == nil {
-		st.log.Warn("dhcp: reserved address is not on the BOOTP client's network", "node", host.Name,
-			"mac", rq.mac.String(), "ip", host.IP, "iface", m.ifname, "relay", u32Addr(rq.giaddr))
 		return route{}, false
 	}
-	t := st.leases
-	now := st.now().Unix()
-	t.mu.Lock()
-	h := t.otherHolder(ip, rq.key, now)
-	t.mu.Unlock()
-	if h != nil && h.state == LeaseBound {
-		st.log.Warn("dhcp: reserved address is leased to another client", "node", host.Name,
-			"mac", rq.mac.String(), "ip", host.IP, "holder", h.export().MAC.String())
+	st.leases.mu.Lock()
+	held := st.heldByOther(rq, &host, ip, st.now().Unix())
+	st.leases.mu.Unlock()
+	if held {
 		return route{}, false
 	}
 	sid := st.serverID(ns, m)
@@ -53,14 +47,7 @@ func (st *state) bootp(ctx context.Context, w *slot, m *pktMeta, rq *request) (r
 	r.ciaddr = rq.ciaddr
 	r.yiaddr = ip
 	boot := host.Boot.merge(&ns.n.Boot)
-	switch {
-	case boot.NextServer.IsValid():
-		r.siaddr = addrU32(boot.NextServer)
-	case ns.nextServer != 0:
-		r.siaddr = ns.nextServer
-	default:
-		r.siaddr = sid
-	}
+	r.siaddr = siaddr(&boot, ns, sid)
 	// BOOTP clients read the boot file and server name from the fixed fields only.
 	file := boot.BOOTP
 	if file == "" {

@@ -290,6 +290,40 @@ func (st *state) allocate(ctx context.Context, ns *netState, rq *request, now in
 
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
+// reservedNet returns the network of host's reserved address ip as seen from the client
+// of rq, or nil (logged) when the address is not on the client's network.
+func (st *state) reservedNet(m *pktMeta, rq *request, host *Host, ip uint32) *netState {
+	ns := st.pickNet(m, rq, ip)
+	if ns == nil {
+		st.log.Warn("dhcp: reserved address is not on the client's network", "node", host.Name,
+			"mac", rq.mac.String(), "ip", host.IP, "iface", m.ifname, "relay", u32Addr(rq.giaddr))
+	}
+	return ns
+}
+
+// heldByOther reports (and logs) that another client holds a bound lease on host's
+// reserved address ip. The caller holds st.leases.mu.
+func (st *state) heldByOther(rq *request, host *Host, ip uint32, now int64) bool {
+	h := st.leases.otherHolder(ip, rq.key, now)
+	if h == nil || h.state != LeaseBound {
+		return false
+	}
+	st.log.Warn("dhcp: reserved address is leased to another client", "node", host.Name,
+		"mac", rq.mac.String(), "ip", host.IP, "holder", h.export().MAC.String())
+	return true
+}
+
+// siaddr is the next server for boot: the boot's own, the network's, else the server.
+func siaddr(boot *Boot, ns *netState, sid uint32) uint32 {
+	switch {
+	case boot.NextServer.IsValid():
+		return addrU32(boot.NextServer)
+	case ns.nextServer != 0:
+		return ns.nextServer
+	}
+	return sid
+}
+
 // handle decides the answer to one packet. It encodes the reply in w.rep and returns its
 // route, or false to stay silent. A reply that acknowledges a lease sets w.seq: the
 // journal record that must be written before it is sent.
@@ -329,16 +363,12 @@ func (st *state) discover(ctx context.Context, w *slot, m *pktMeta, rq *request)
 	var ip uint32
 	if known && host.IP.IsValid() {
 		ip = addrU32(host.IP)
-		if ns = st.pickNet(m, rq, ip); ns == nil {
-			st.log.Warn("dhcp: reserved address is not on the client's network", "node", host.Name,
-				"mac", rq.mac.String(), "ip", host.IP, "iface", m.ifname, "relay", u32Addr(rq.giaddr))
+		if ns = st.reservedNet(m, rq, &host, ip); ns == nil {
 			return route{}, false
 		}
 		t.mu.Lock()
-		if h := t.otherHolder(ip, rq.key, now); h != nil && h.state == LeaseBound {
+		if st.heldByOther(rq, &host, ip, now) {
 			t.mu.Unlock()
-			st.log.Warn("dhcp: reserved address is leased to another client", "node", host.Name,
-				"mac", rq.mac.String(), "ip", host.IP, "holder", h.export().MAC.String())
 			return route{}, false
 		}
 		t.offer(rq.key, ip, now, now+secs(offerHold))
@@ -455,10 +485,8 @@ func (st *state) request(ctx context.Context, w *slot, m *pktMeta, rq *request) 
 			t.mu.Unlock()
 			return st.nak(w, m, rq, ns)
 		}
-		if h := t.otherHolder(ip, rq.key, now); h != nil && h.state == LeaseBound {
+		if st.heldByOther(rq, &host, ip, now) {
 			t.mu.Unlock()
-			st.log.Warn("dhcp: reserved address is leased to another client", "node", host.Name,
-				"mac", rq.mac.String(), "ip", host.IP, "holder", h.export().MAC.String())
 			return st.nak(w, m, rq, ns)
 		}
 	} else {
@@ -634,14 +662,7 @@ func (st *state) reply(w *slot, m *pktMeta, rq *request, ns *netState, mt dhcpv4
 		merged = host.Boot.merge(boot)
 		boot = &merged
 	}
-	switch {
-	case boot.NextServer.IsValid():
-		r.siaddr = addrU32(boot.NextServer)
-	case ns.nextServer != 0:
-		r.siaddr = ns.nextServer
-	default:
-		r.siaddr = sid
-	}
+	r.siaddr = siaddr(boot, ns, sid)
 	file, kind := boot.chooseFile(&rq.boot)
 	if file != "" {
 		if len(file) <= maxBootFileFieldLen {
