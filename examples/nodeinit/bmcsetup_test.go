@@ -33,20 +33,7 @@ func TestDiscoverBMCSetup(t *testing.T) {
 				{Node: "n2", IP: "10.97.0.12", Action: "reboot", BMC: bmc},
 			}
 			m := fakeMachine("provkit.discover=http://10.97.0.1/api/v1/discover", "", &calls)
-			m.startDiscovery = func(ctx context.Context, cfg Config, con *console) func(netInfo) Report {
-				return func(ni netInfo) Report { return Report{UUID: "u1", BootMAC: "52:54:00:97:00:0a"} }
-			}
-			m.postReport = func(ctx context.Context, _ *http.Client, url string, rep Report) (Answer, error) {
-				calls = append(calls, "post")
-				a := answers[0]
-				answers = answers[1:]
-				return a, nil
-			}
-			m.after = func(d time.Duration) <-chan time.Time {
-				c := make(chan time.Time, 1)
-				c <- time.Time{}
-				return c
-			}
+			scriptDiscovery(&m, &calls, answers)
 			m.bmcSetup = func(ctx context.Context, c BMCConfig, con *console) BMCResult {
 				calls = append(calls, "bmcsetup "+c.Addr+" "+c.User+" "+c.Password)
 				return tc.result

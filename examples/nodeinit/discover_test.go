@@ -120,6 +120,25 @@ func TestDiscoverLoop(t *testing.T) {
 	}
 }
 
+// scriptDiscovery makes m a node (report u1) that gets answers in turn to its reports,
+// recording "post" in calls for each, and never waits between them.
+func scriptDiscovery(m *machine, calls *[]string, answers []Answer) {
+	m.startDiscovery = func(ctx context.Context, cfg Config, con *console) func(netInfo) Report {
+		return func(ni netInfo) Report { return Report{UUID: "u1", BootMAC: "52:54:00:97:00:0a"} }
+	}
+	m.postReport = func(ctx context.Context, _ *http.Client, url string, rep Report) (Answer, error) {
+		*calls = append(*calls, "post")
+		a := answers[0]
+		answers = answers[1:]
+		return a, nil
+	}
+	m.after = func(d time.Duration) <-chan time.Time {
+		c := make(chan time.Time, 1)
+		c <- time.Time{}
+		return c
+	}
+}
+
 func TestPostReport(t *testing.T) {
 	var got Report
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
