@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/provkit/provkit/internal/pgtest"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,7 +18,7 @@ func benchStore(b *testing.B, n int) *DB {
 	ctx := context.Background()
 	dsn := filepath.Join(b.TempDir(), "bench.db")
 	if pg := os.Getenv("PROVKIT_BENCH_PG"); pg != "" {
-		dsn = freshPostgresTB(b, pg)
+		dsn = pgtest.FreshDatabase(b, pg, "pk")
 	}
 	s, err := Open(ctx, dsn)
 	if err != nil {

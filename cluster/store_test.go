@@ -2,12 +2,9 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/provkit/provkit/internal/pgtest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
@@ -31,42 +29,11 @@ func testBackends(t *testing.T) []backend {
 	t.Helper()
 	bs := []backend{{"sqlite", filepath.Join(t.TempDir(), "provkit.db")}}
 	if base := os.Getenv("PROVKIT_TEST_PG"); base != "" {
-		bs = append(bs, backend{"postgres", freshPostgres(t, base)})
+		bs = append(bs, backend{"postgres", pgtest.FreshDatabase(t, base, "pk")})
 	} else if testenv.Required() {
 		t.Fatal("PROVKIT_TEST_PG is not set and PROVKIT_INTEGRATION=require: the PostgreSQL backend must be tested (scripts/test.sh starts a server)")
 	}
 	return bs
-}
-
-// freshPostgres creates a database of its own on the server of base and drops it after.
-func freshPostgres(t *testing.T, base string) string { return freshPostgresTB(t, base) }
-
-func freshPostgresTB(t testing.TB, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := "pk_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("postgres at %s: %v", redact(base), err)
-	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			a.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // eachBackend runs fn as a subtest on every backend with a freshly opened store.

@@ -4,19 +4,16 @@ package ha_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	mrand "math/rand/v2"
-	"net/url"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/provkit/provkit/ha"
 	"github.com/provkit/provkit/ha/hatest"
+	"github.com/provkit/provkit/internal/pgtest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
@@ -28,30 +25,7 @@ func freshPostgres(t testing.TB) string {
 	if base == "" {
 		testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR), or PostgreSQL's programs (package postgresql)"))
 	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL %s: %v", base, err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := "pkha_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.FreshDatabase(t, base, "pkha")
 }
 
 func TestPostgresLease(t *testing.T) {

@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/provkit/provkit/internal/netns"
+	"github.com/provkit/provkit/internal/pgtest"
 	"github.com/provkit/provkit/internal/testenv"
 )
 
@@ -717,28 +717,12 @@ func freshPostgres(t *testing.T, bins *haBins) (dsn, hostport string) {
 	if base == "" {
 		testenv.Require(t, testenv.Env("PROVKIT_TEST_PG", "a PostgreSQL server (scripts/pg-test.sh start DIR), or PostgreSQL's programs (package postgresql)"))
 	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("PostgreSQL %s: %v", base, err)
-	}
-	defer admin.Close(ctx)
-	name := fmt.Sprintf("pkha_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
+	dsn = pgtest.FreshDatabase(t, base, "pkha")
+	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Path = "/" + name
-	return u.String(), u.Host
+	return dsn, u.Host
 }
 
 // nodeDSN is the store's URL as the management nodes see it: through their proxy.
