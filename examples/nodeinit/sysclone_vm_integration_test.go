@@ -57,38 +57,9 @@ func TestVMSysclone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []string{"bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "boot/extlinux", "etc/network/interfaces.d"} {
-		must(os.MkdirAll(filepath.Join(golden, d), 0o755))
-	}
-	copyFile := func(src, dst string, mode os.FileMode) {
-		t.Helper()
-		b, err := os.ReadFile(src)
-		must(err)
-		must(os.MkdirAll(filepath.Dir(filepath.Join(golden, dst)), 0o755))
-		must(os.WriteFile(filepath.Join(golden, dst), b, mode))
-	}
-	copyFile(vmtest.Busybox, "bin/busybox", 0o755)
-	for _, a := range []string{"sh", "mount", "hostname", "ip", "awk", "sleep", "poweroff", "cat", "echo"} {
-		must(os.Symlink("busybox", filepath.Join(golden, "bin", a)))
-	}
-	copyFile(nodeinit, "usr/sbin/nodeinit", 0o755)
 	tools, err := image.ProgramFiles("/", "extlinux")
 	must(err)
-	for dst, src := range tools {
-		copyFile(src, dst, 0o755)
-	}
-	copyFile(k.Vmlinuz, "boot/vmlinuz", 0o644)
-	copyFile(vmtest.BusyboxInitramfs(t, k, vmtest.DiskBootInitramfs, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img", 0o644)
-	files := map[string]string{
-		"boot/extlinux/extlinux.conf": "DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND console=ttyS0 panic=-1 quiet\n",
-		"sbin/init":                   fmt.Sprintf(vmtest.DiskBootInit, netip.PrefixFrom(nw.Host(5), 24)),
-		"etc/hostname":                "golden\n",
-		"etc/hosts":                   "127.0.0.1\tlocalhost\n",
-	}
-	for p, s := range files {
-		must(os.MkdirAll(filepath.Dir(filepath.Join(golden, p)), 0o755))
-		must(os.WriteFile(filepath.Join(golden, p), []byte(s), 0o755))
-	}
+	vmtest.GoldenTree(t, golden, vmtest.GoldenSpec{Nodeinit: nodeinit, Kernel: k, Addr: netip.PrefixFrom(nw.Host(5), 24), Tools: tools})
 
 	// The osimage directory as imgcapture leaves it: the packed image and the layout of
 	// a 192 MiB golden disk, /boot (ext2, bootable) and / (ext4, grows).

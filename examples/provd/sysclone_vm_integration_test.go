@@ -87,56 +87,13 @@ func goldenDisk(t *testing.T, mbr []byte) string {
 // root from the disk.
 func goldenTree(t *testing.T, golden, nodeinit string, k *vmtest.Kernel, addr netip.Prefix) {
 	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "boot/extlinux", "etc/network/interfaces.d"} {
-		must(os.MkdirAll(filepath.Join(golden, d), 0o755))
-	}
-	copyFile := func(src, dst string, mode os.FileMode) {
-		t.Helper()
-		b, err := os.ReadFile(src)
-		must(err)
-		must(os.MkdirAll(filepath.Dir(filepath.Join(golden, dst)), 0o755))
-		must(os.WriteFile(filepath.Join(golden, dst), b, mode))
-	}
-	copyFile(vmtest.Busybox, "bin/busybox", 0o755)
-	for _, a := range []string{"sh", "mount", "hostname", "ip", "awk", "sleep", "poweroff", "cat", "echo"} {
-		must(os.Symlink("busybox", filepath.Join(golden, "bin", a)))
-	}
-	copyFile(nodeinit, "usr/sbin/nodeinit", 0o755)
 	tools, err := image.ProgramFiles("/", append(image.DeployTools, "mke2fs", "extlinux")...)
-	must(err)
-	for dst, src := range tools {
-		copyFile(src, dst, 0o755)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The kernel's modules, only those a clone needs (the package has 400 MB of them).
-	modDir := filepath.Join("lib/modules", k.Version)
-	for _, m := range k.ModuleFiles(t, append(image.VirtioNetModules(), "virtio_blk", "ext4")...) {
-		rel, err := filepath.Rel(filepath.Join(k.Root, modDir), m)
-		must(err)
-		copyFile(m, filepath.Join(modDir, rel), 0o644)
-	}
-	for _, f := range []string{"modules.builtin", "modules.builtin.modinfo", "modules.order"} {
-		copyFile(filepath.Join(k.Root, modDir, f), filepath.Join(modDir, f), 0o644)
-	}
-	runCmd(t, "", "depmod", "-b", golden, k.Version)
-	copyFile(k.Vmlinuz, "boot/vmlinuz-"+k.Version, 0o644)
-	copyFile(vmtest.BusyboxInitramfs(t, k, vmtest.DiskBootInitramfs, "virtio_pci", "virtio_blk", "virtio_net", "ext4"), "boot/initrd.img-"+k.Version, 0o644)
-	files := map[string]string{
-		"boot/extlinux/extlinux.conf": fmt.Sprintf("DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL /vmlinuz-%s\n  INITRD /initrd.img-%s\n  APPEND console=ttyS0 panic=-1 quiet\n", k.Version, k.Version),
-		"sbin/init":                   fmt.Sprintf(vmtest.DiskBootInit, addr),
-		"etc/hostname":                "golden\n",
-		"etc/hosts":                   "127.0.0.1\tlocalhost\n",
-		"etc/os-release":              "ID=debian\nVERSION_ID=\"12\"\n",
-	}
-	for p, s := range files {
-		must(os.MkdirAll(filepath.Dir(filepath.Join(golden, p)), 0o755))
-		must(os.WriteFile(filepath.Join(golden, p), []byte(s), 0o755))
-	}
+	vmtest.GoldenTree(t, golden, vmtest.GoldenSpec{Nodeinit: nodeinit, Kernel: k, Addr: addr, Tools: tools,
+		Modules: append(image.VirtioNetModules(), "virtio_blk", "ext4"), Versioned: true,
+		Files: map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n"}})
 }
 
 // waitStatusOrFail polls nodestat until node reports want, and fails the test with the
